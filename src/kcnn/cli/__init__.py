@@ -1,0 +1,1 @@
+"""The `kcnn` command line: one module per sub-command."""

@@ -1,0 +1,37 @@
+"""`kcnn evaluate MODEL DATA`: accuracy, per-class recall and confusion on a labelled collection."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from kcnn.cli.common import add_cache_options, add_quiet_option, extract_or_fail, report_skipped
+from kcnn.dataset import read_labelled
+from kcnn.evaluation import format_score, score
+from kcnn.model import CLASSIFIERS, MusicModel
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("evaluate", help="score a model on a labelled collection", description=__doc__)
+    p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
+    p.add_argument("data", type=Path, help="folder with one sub-folder per label, or CSV path,label")
+    p.add_argument("--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax")
+    p.add_argument("--json", action="store_true", help="one JSON object on standard output")
+    add_cache_options(p)
+    add_quiet_option(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = MusicModel.load(args.model)
+    data = read_labelled(args.data)
+    batch = extract_or_fail(args, data.paths, model.feature_settings, model.min_frames)
+    truth = [data.labels[i] for i in batch.kept]
+    labels = sorted({*model.classes, *truth})
+    report = score(truth, model.predict(batch.features, args.classifier), labels)
+    report["classifier"] = args.classifier
+    report["skipped"] = [str(err) for err in batch.skipped]
+    print(json.dumps(report) if args.json else format_score(report))
+    report_skipped(batch)
+    return 0

@@ -1,0 +1,31 @@
+"""`kcnn extract DATA --out FEATURES`: compute and cache frame features, so training skips decoding."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kcnn.cli.common import add_quiet_option, extract_or_fail, parse_types, report_skipped
+from kcnn.dataset import find_audio
+from kcnn.features import FeatureSettings
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("extract", help="compute and cache frame features", description=__doc__)
+    p.add_argument("inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="cache folder; pass it to train as --cache")
+    p.add_argument("--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf")
+    p.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
+    add_quiet_option(p)
+    p.set_defaults(run=run, no_cache=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = FeatureSettings(types=parse_types(args.features), n_mels=args.n_mels)
+    args.cache = args.out
+    paths = find_audio(args.inputs)
+    batch = extract_or_fail(args, paths, settings, min_frames=1)
+    frames = sum(len(next(iter(f.values()))) for f in batch.features)
+    print(f"features of {len(batch.kept)} files ({frames} frames) cached in {args.out}")
+    report_skipped(batch)
+    return 0

@@ -1,0 +1,42 @@
+"""Entry point of the `kcnn` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kcnn import __version__
+from kcnn.cli import embed, evaluate, extract, predict, train
+from kcnn.errors import KcnnError
+
+COMMANDS = (train, predict, evaluate, embed, extract)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kcnn",
+        description="Learn what music sounds like: audio words, a k-max pooling CNN, an SVM.",
+    )
+    parser.add_argument("--version", action="version", version=f"kcnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a sub-command; a user error prints one line and returns 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KcnnError as err:
+        print(f"kcnn: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kcnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Audio words: segments of consecutive frames, PCA-whitened, quantised by a k-means codebook."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.utils.validation import check_is_fitted
+
+from kcnn.extraction import Features
+
+
+def segments(frames: np.ndarray, n_frames: int) -> np.ndarray:
+    """Concatenate each run of `n_frames` consecutive frames (no overlap).
+
+    frames: (n_total, dim) -> (n_total // n_frames, n_frames * dim); a tail shorter
+    than a segment is dropped.
+    """
+    n_seg = len(frames) // n_frames
+    return frames[: n_seg * n_frames].reshape(n_seg, n_frames * frames.shape[1])
+
+
+@dataclass
+class Whitening:
+    """PCA whitening: z = (x - mean) @ components.T / scale; shapes (d,), (c, d), (c,)."""
+
+    mean: np.ndarray
+    components: np.ndarray
+    scale: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """x: (n, d) -> (n, c) float32."""
+        return (((x - self.mean) @ self.components.T) / self.scale).astype(np.float32)
+
+
+@dataclass
+class WordSequences:
+    """Songs as audio words, with the codebook they were drawn from.
+
+    words[i]: int64 array (n_types, n_segments_i) of word indices in [0, n_words);
+    centroids[t]: float32 array (n_words, n_components_t), the codebook of type t.
+    """
+
+    words: list[np.ndarray]
+    types: tuple[str, ...]
+    centroids: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+class AudioWords(TransformerMixin, BaseEstimator):
+    """Frame features -> audio-word sequences, one codebook per feature type.
+
+    Fitted on the training songs only: segments of `segment_frames` frames, PCA
+    whitening to `n_components` dimensions, k-means with `n_words` centroids.
+    At most `max_fit_segments` segments (drawn at random) per type enter the fit.
+    """
+
+    def __init__(
+        self,
+        segment_frames: int = 4,
+        n_components: int = 48,
+        n_words: int = 256,
+        max_fit_segments: int = 50_000,
+        random_state: int = 0,
+    ) -> None:
+        self.segment_frames = segment_frames
+        self.n_components = n_components
+        self.n_words = n_words
+        self.max_fit_segments = max_fit_segments
+        self.random_state = random_state
+
+    def fit(self, X: Sequence[Features], y: object = None) -> AudioWords:
+        if len(X) == 0:
+            raise ValueError("AudioWords.fit needs at least one song")
+        rng = np.random.default_rng(self.random_state)
+        self.types_ = tuple(X[0])
+        self.whitening_: dict[str, Whitening] = {}
+        self.centroids_: dict[str, np.ndarray] = {}
+        for name in self.types_:
+            data = np.concatenate([segments(song[name], self.segment_frames) for song in X])
+            if len(data) > self.max_fit_segments:
+                data = data[rng.choice(len(data), self.max_fit_segments, replace=False)]
+            n_comp = min(self.n_components, data.shape[1], len(data))
+            pca = PCA(n_components=n_comp, whiten=True, random_state=self.random_state).fit(data)
+            white = Whitening(
+                pca.mean_.astype(np.float32),
+                pca.components_.astype(np.float32),
+                np.sqrt(pca.explained_variance_ + 1e-8).astype(np.float32),
+            )
+            n_words = min(self.n_words, len(data))
+            kmeans = MiniBatchKMeans(
+                n_clusters=n_words, batch_size=4096, n_init=3, random_state=self.random_state
+            ).fit(white(data))
+            self.whitening_[name] = white
+            self.centroids_[name] = kmeans.cluster_centers_.astype(np.float32)
+        return self
+
+    def encode(self, song: Features) -> np.ndarray:
+        """One song's features -> int64 word indices (n_types, n_segments)."""
+        check_is_fitted(self, "centroids_")
+        rows = []
+        for name in self.types_:
+            white = self.whitening_[name](segments(song[name], self.segment_frames))
+            rows.append(pairwise_distances_argmin(white, self.centroids_[name]))
+        return np.stack(rows).astype(np.int64)
+
+    def transform(self, X: Sequence[Features]) -> WordSequences:
+        check_is_fitted(self, "centroids_")
+        return WordSequences(
+            [self.encode(song) for song in X],
+            self.types_,
+            tuple(self.centroids_[name] for name in self.types_),
+        )

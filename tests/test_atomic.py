@@ -1,0 +1,34 @@
+import pytest
+
+from kcnn.atomic import atomic_directory, atomic_file
+
+
+def test_failed_file_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "report.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]
+
+
+def test_failed_directory_write_leaves_the_old_directory(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "settings.json").write_text("old")
+    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
+        (tmp / "settings.json").write_text("new")
+        raise RuntimeError("killed")
+    assert (target / "settings.json").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_directory_write_replaces_the_old_directory(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "stale.bin").write_text("old")
+    with atomic_directory(target) as tmp:
+        (tmp / "settings.json").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["settings.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

@@ -1,0 +1,61 @@
+import numpy as np
+
+from kcnn.words import AudioWords, segments
+
+
+def fake_song(rng, n_frames=40, shift=0.0):
+    return {"mel": rng.normal(shift, 1.0, size=(n_frames, 6)).astype(np.float32),
+            "sfm": rng.uniform(0, 1, size=(n_frames, 3)).astype(np.float32)}
+
+
+def test_segments_concatenate_consecutive_frames_without_overlap():
+    frames = np.arange(14, dtype=np.float32).reshape(7, 2)
+    out = segments(frames, 3)
+    assert out.shape == (2, 6)
+    assert out[1].tolist() == [6, 7, 8, 9, 10, 11]
+
+
+def test_whitening_gives_unit_variance_decorrelated_components():
+    rng = np.random.default_rng(0)
+    mix = rng.normal(size=(12, 12))
+    songs = [{"mel": (rng.normal(size=(300, 3)) @ mix[:3, :6]).astype(np.float32) + 5} for _ in range(8)]
+    words = AudioWords(segment_frames=2, n_components=4, n_words=8).fit(songs)
+    data = np.concatenate([segments(s["mel"], 2) for s in songs])
+    white = words.whitening_["mel"](data)
+    assert white.shape[1] == 4
+    cov = np.cov(white[:, :3].T)  # the data has rank 3 per frame
+    assert np.allclose(cov, np.eye(3), atol=0.05)
+
+
+def test_fit_sees_only_the_songs_it_is_given():
+    rng = np.random.default_rng(1)
+    train = [fake_song(rng) for _ in range(6)]
+    far_away = [fake_song(rng, shift=100.0) for _ in range(6)]
+    words = AudioWords(segment_frames=4, n_components=5, n_words=10).fit(train)
+    expected = np.concatenate([segments(s["mel"], 4) for s in train]).mean(axis=0)
+    assert np.allclose(words.whitening_["mel"].mean, expected, atol=1e-4)
+    # songs never seen in the fit leave no trace on the whitening or the codebook
+    again = AudioWords(segment_frames=4, n_components=5, n_words=10).fit(train)
+    words.transform(far_away)
+    assert np.array_equal(words.centroids_["mel"], again.centroids_["mel"])
+
+
+def test_transform_gives_one_word_row_per_type_and_one_word_per_segment():
+    rng = np.random.default_rng(2)
+    songs = [fake_song(rng, n_frames=n) for n in (40, 23, 9)]
+    words = AudioWords(segment_frames=4, n_components=5, n_words=7).fit(songs)
+    seqs = words.transform(songs)
+    assert seqs.types == ("mel", "sfm")
+    assert [w.shape for w in seqs.words] == [(2, 10), (2, 5), (2, 2)]
+    assert all(w.min() >= 0 and w.max() < 7 for w in seqs.words)
+    assert seqs.centroids[0].shape == (7, 5)
+    assert seqs.centroids[1].shape == (7, 5)
+
+
+def test_words_are_the_nearest_centroids():
+    rng = np.random.default_rng(3)
+    songs = [fake_song(rng) for _ in range(5)]
+    words = AudioWords(segment_frames=2, n_components=4, n_words=6).fit(songs)
+    white = words.whitening_["mel"](segments(songs[0]["mel"], 2))
+    dist = ((white[:, None, :] - words.centroids_["mel"][None]) ** 2).sum(-1)
+    assert np.array_equal(words.encode(songs[0])[0], dist.argmin(axis=1))
