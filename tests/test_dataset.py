@@ -1,11 +1,10 @@
 from pathlib import Path
 
 import pytest
+from shared_data import GTZAN_MINI
 
 from kcnn.dataset import find_audio, read_labelled
 from kcnn.errors import KcnnError
-
-GTZAN_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
 
 
 def touch(path: Path) -> Path:
@@ -33,7 +32,9 @@ def test_gtzan_mini_reads_as_it_ships():
 
 def test_manifest_with_groups_and_relative_paths(tmp_path):
     touch(tmp_path / "audio" / "x.wav")
-    (tmp_path / "list.csv").write_text("path,label,group\naudio/x.wav,pop,artist1\n/abs/y.ogg,rock,artist2\n")
+    (tmp_path / "list.csv").write_text(
+        "path,label,group\naudio/x.wav,pop,artist1\n/abs/y.ogg,rock,artist2\n"
+    )
     data = read_labelled(tmp_path / "list.csv")
     assert data.paths == [tmp_path / "audio" / "x.wav", Path("/abs/y.ogg")]
     assert data.labels == ["pop", "rock"]

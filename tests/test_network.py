@@ -39,7 +39,9 @@ def test_frozen_lookup_tables_do_not_change_in_training():
     songs = [rng.integers(0, 6, size=(1, 12)) for _ in range(12)]
     X = WordSequences(songs, ("mel",), cents)
     y = ["a", "b"] * 6
-    frozen = KCNNClassifier(conv_units=(8,), hidden_units=(4,), epochs=3, freeze_embeddings=True).fit(X, y)
+    frozen = KCNNClassifier(
+        conv_units=(8,), hidden_units=(4,), epochs=3, freeze_embeddings=True
+    ).fit(X, y)
     tuned = KCNNClassifier(conv_units=(8,), hidden_units=(4,), epochs=3).fit(X, y)
     assert np.allclose(frozen.network_.lookups[0].weight[1:].detach().numpy(), cents[0])
     assert not np.allclose(tuned.network_.lookups[0].weight[1:].detach().numpy(), cents[0])

@@ -4,8 +4,10 @@ from kcnn.words import AudioWords, segments
 
 
 def fake_song(rng, n_frames=40, shift=0.0):
-    return {"mel": rng.normal(shift, 1.0, size=(n_frames, 6)).astype(np.float32),
-            "sfm": rng.uniform(0, 1, size=(n_frames, 3)).astype(np.float32)}
+    return {
+        "mel": rng.normal(shift, 1.0, size=(n_frames, 6)).astype(np.float32),
+        "sfm": rng.uniform(0, 1, size=(n_frames, 3)).astype(np.float32),
+    }
 
 
 def test_segments_concatenate_consecutive_frames_without_overlap():
@@ -18,7 +20,9 @@ def test_segments_concatenate_consecutive_frames_without_overlap():
 def test_whitening_gives_unit_variance_decorrelated_components():
     rng = np.random.default_rng(0)
     mix = rng.normal(size=(12, 12))
-    songs = [{"mel": (rng.normal(size=(300, 3)) @ mix[:3, :6]).astype(np.float32) + 5} for _ in range(8)]
+    songs = [
+        {"mel": (rng.normal(size=(300, 3)) @ mix[:3, :6]).astype(np.float32) + 5} for _ in range(8)
+    ]
     words = AudioWords(segment_frames=2, n_components=4, n_words=8).fit(songs)
     data = np.concatenate([segments(s["mel"], 2) for s in songs])
     white = words.whitening_["mel"](data)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from kcnn.errors import KcnnError
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"})
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ def _read_manifest(manifest: Path) -> LabelledFiles:
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if "path" not in fields or "label" not in fields:
             raise KcnnError(f"{manifest}: a manifest needs the header columns 'path,label'")
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+        rows = [
+            {k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
+        ]
     paths, labels, groups = [], [], []
     for line, row in enumerate(rows, start=2):
         if not row["path"] or not row["label"]:

@@ -24,12 +24,17 @@ def score(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -
 def format_score(report: dict) -> str:
     """A plain-text rendering of `score`'s result."""
     labels = report["labels"]
-    width = max(len(lab) for lab in [*labels, "true \\ pred"])
-    lines = [f"accuracy: {report['accuracy']:.3f} on {report['n_songs']} songs", "", "recall per class:"]
+    corner = "true \\ pred"
+    width = max(len(lab) for lab in [*labels, corner])
+    lines = [
+        f"accuracy: {report['accuracy']:.3f} on {report['n_songs']} songs",
+        "",
+        "recall per class:",
+    ]
     lines += [f"  {lab:<{width}}  {report['per_class_recall'][lab]:.3f}" for lab in labels]
     lines += ["", "confusion (rows: true, columns: predicted):"]
     short = [lab[:5] for lab in labels]
-    lines.append(f"  {'true \\ pred':<{width}}  " + " ".join(f"{s:>5}" for s in short))
+    lines.append(f"  {corner:<{width}}  " + " ".join(f"{s:>5}" for s in short))
     for lab, row in zip(labels, np.asarray(report["confusion"]), strict=True):
         lines.append(f"  {lab:<{width}}  " + " ".join(f"{v:>5d}" for v in row))
     return "\n".join(lines)

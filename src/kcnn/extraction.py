@@ -37,7 +37,7 @@ def extract_file(
         if n >= min_frames:
             return cached
     y = load_audio(path, sr=settings.sr)
-    check_length(path, y, min_samples(settings, min_frames))
+    check_length(path, y, min_samples(settings, min_frames), settings.sr)
     features = extract_features(y, settings)
     if cache is not None:
         cache.put(path, features)

@@ -10,8 +10,6 @@ import numpy as np
 import safetensors.torch
 import skops.io
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
 from kcnn import __version__
 from kcnn.atomic import atomic_directory
@@ -19,29 +17,25 @@ from kcnn.errors import KcnnError, ModelError
 from kcnn.extraction import FeatureExtractor, Features
 from kcnn.features import FeatureSettings
 from kcnn.network import KCNN, KCNNConfig
+from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords, Whitening
 
 FORMAT_VERSION = 1
 CLASSIFIERS = ("svm", "softmax")
-_SVM_TYPES = [
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.svm._classes.SVC",
+_SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
+    "kcnn.svm.SVMClassifier",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.model_selection._split.StratifiedKFold",
 ]
-
-
-def make_svm(C: float = 10.0, random_state: int = 0) -> Pipeline:
-    """RBF SVM on standardised representations (paper 4.3), with class probabilities."""
-    svc = SVC(kernel="rbf", C=C, gamma="scale", probability=True, random_state=random_state)
-    return Pipeline([("scale", StandardScaler()), ("svc", svc)])
 
 
 def make_pipeline(
     features: FeatureExtractor | None = None,
     words: AudioWords | None = None,
     kcnn: KCNNClassifier | None = None,
-    svm: Pipeline | None = None,
+    svm: SVMClassifier | None = None,
 ) -> Pipeline:
     """The four stages as a scikit-learn Pipeline: file paths in, labels out."""
     words = words or AudioWords()
@@ -51,7 +45,7 @@ def make_pipeline(
             ("features", features),
             ("words", words),
             ("kcnn", kcnn or KCNNClassifier()),
-            ("svm", svm or make_svm()),
+            ("svm", svm or SVMClassifier()),
         ]
     )
 
@@ -162,9 +156,7 @@ class MusicModel:
             }
             words.centroids_ = {n: arrays[f"{n}/centroids"] for n in words.types_}
         params = settings["kcnn"]
-        params.update(
-            (k, tuple(params[k])) for k in ("conv_units", "hidden_units") if k in params
-        )
+        params.update((k, tuple(params[k])) for k in ("conv_units", "hidden_units") if k in params)
         kcnn = KCNNClassifier(**params)
         kcnn.classes_ = np.asarray(settings["classes"])
         kcnn.network_ = KCNN(KCNNConfig.from_dict(settings["network"]))
@@ -177,5 +169,7 @@ class MusicModel:
             raise ModelError(f"{svm_file}: holds unexpected types {unexpected}; refusing to load")
         svm = skops.io.load(svm_file, trusted=untrusted)
         fs = FeatureSettings.from_dict(settings["features"])
-        features = FeatureExtractor(types=fs.types, n_mels=fs.n_mels, min_frames=words.segment_frames)
+        features = FeatureExtractor(
+            types=fs.types, n_mels=fs.n_mels, min_frames=words.segment_frames
+        )
         return cls(make_pipeline(features, words, kcnn, svm))

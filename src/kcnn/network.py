@@ -74,7 +74,9 @@ class KCNN(nn.Module):
     def represent(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, n_types, time), (batch,) -> (batch, hidden_units[-1])."""
         x = torch.cat([table(words[:, i] + 1) for i, table in enumerate(self.lookups)], dim=-1)
-        mask = (torch.arange(words.shape[-1], device=words.device)[None, :] < lengths[:, None]).unsqueeze(1)
+        mask = (
+            torch.arange(words.shape[-1], device=words.device)[None, :] < lengths[:, None]
+        ).unsqueeze(1)
         x = x.transpose(1, 2)  # (batch, channels, time)
         for i, conv in enumerate(self.convs):
             x = conv(x * mask)

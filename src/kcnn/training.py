@@ -97,7 +97,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             self.loss_curve_.append(total / len(X))
             epochs.set_postfix(loss=f"{self.loss_curve_[-1]:.3f}")
         self.network_.eval()

@@ -33,7 +33,9 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"feature cache folder (default: $KCNN_CACHE_DIR or {default_cache_dir()})",
     )
-    group.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
+    group.add_argument(
+        "--no-cache", action="store_true", help="do not read or write cached features"
+    )
 
 
 def add_quiet_option(parser: argparse.ArgumentParser) -> None:

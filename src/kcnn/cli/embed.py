@@ -18,9 +18,13 @@ from kcnn.model import MusicModel
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("embed", help="write song-level representations", description=__doc__)
     p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
-    p.add_argument("inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)")
     p.add_argument(
-        "--out", type=Path, required=True,
+        "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
         help="FILE.npz (arrays 'paths' and 'vectors') or FILE.csv (path, then one column per unit)",
     )
     add_cache_options(p)
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames)
     vectors = model.embed(batch.features)
     write_embeddings(args.out, [str(paths[i]) for i in batch.kept], vectors)
-    print(f"{len(batch.kept)} representations of {vectors.shape[1]} dimensions written to {args.out}")
+    print(
+        f"{len(batch.kept)} representations of {vectors.shape[1]} dimensions written to {args.out}"
+    )
     report_skipped(batch)
     return 0

@@ -13,10 +13,16 @@ from kcnn.model import CLASSIFIERS, MusicModel
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("evaluate", help="score a model on a labelled collection", description=__doc__)
+    p = commands.add_parser(
+        "evaluate", help="score a model on a labelled collection", description=__doc__
+    )
     p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
-    p.add_argument("data", type=Path, help="folder with one sub-folder per label, or CSV path,label")
-    p.add_argument("--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax")
+    p.add_argument(
+        "data", type=Path, help="folder with one sub-folder per label, or CSV path,label"
+    )
+    p.add_argument(
+        "--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on standard output")
     add_cache_options(p)
     add_quiet_option(p)

@@ -1,4 +1,4 @@
-"""`kcnn extract DATA --out FEATURES`: compute and cache frame features, so training skips decoding."""
+"""`kcnn extract DATA --out FEATURES`: compute and cache frame features for later runs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ from kcnn.features import FeatureSettings
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("extract", help="compute and cache frame features", description=__doc__)
-    p.add_argument("inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)")
-    p.add_argument("--out", type=Path, required=True, help="cache folder; pass it to train as --cache")
-    p.add_argument("--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf")
+    p.add_argument(
+        "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="cache folder; pass it to train as --cache"
+    )
+    p.add_argument(
+        "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
+    )
     p.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
     add_quiet_option(p)
     p.set_defaults(run=run, no_cache=False)

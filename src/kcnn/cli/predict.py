@@ -16,9 +16,15 @@ from kcnn.model import CLASSIFIERS, MusicModel
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("predict", help="predict the label of songs", description=__doc__)
     p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
-    p.add_argument("inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)")
-    p.add_argument("--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    p.add_argument(
+        "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
+    )
+    p.add_argument(
+        "--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax"
+    )
+    p.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="output format"
+    )
     add_cache_options(p)
     add_quiet_option(p)
     p.set_defaults(run=run)

@@ -1,4 +1,4 @@
-"""`kcnn train DATA --out MODEL`: learn audio words, the KCNN and the SVM, report held-out accuracy."""
+"""`kcnn train DATA --out MODEL`: learn words, KCNN and SVM; report held-out accuracy."""
 
 from __future__ import annotations
 
@@ -18,17 +18,24 @@ from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
 from kcnn.extraction import FeatureExtractor
-from kcnn.model import CLASSIFIERS, MusicModel, make_pipeline, make_svm
+from kcnn.model import CLASSIFIERS, MusicModel, make_pipeline
+from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("train", help="train a model on a labelled collection", description=__doc__)
-    p.add_argument("data", type=Path, help="folder with one sub-folder per label, or CSV path,label")
+    p = commands.add_parser(
+        "train", help="train a model on a labelled collection", description=__doc__
+    )
+    p.add_argument(
+        "data", type=Path, help="folder with one sub-folder per label, or CSV path,label"
+    )
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
     add_model_options(p)
-    p.add_argument("--test-size", type=float, default=0.2, help="held-out fraction (default 0.2; 0: none)")
+    p.add_argument(
+        "--test-size", type=float, default=0.2, help="held-out fraction (default 0.2; 0: none)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split, codebook and network")
     add_cache_options(p)
     add_quiet_option(p)
@@ -38,17 +45,41 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """The model settings, with the documented defaults."""
     d_words, d_net = AudioWords(), KCNNClassifier()
-    p.add_argument("--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf")
+    p.add_argument(
+        "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
+    )
     p.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
-    p.add_argument("--segment-frames", type=int, default=d_words.segment_frames, help="frames per audio word")
-    p.add_argument("--components", type=int, default=d_words.n_components, help="PCA-whitened dimensions")
-    p.add_argument("--words", type=int, default=d_words.n_words, help="codebook size per feature type")
+    p.add_argument(
+        "--segment-frames", type=int, default=d_words.segment_frames, help="frames per audio word"
+    )
+    p.add_argument(
+        "--components", type=int, default=d_words.n_components, help="PCA-whitened dimensions"
+    )
+    p.add_argument(
+        "--words", type=int, default=d_words.n_words, help="codebook size per feature type"
+    )
     p.add_argument("--k", type=int, default=d_net.k, help="k of k-max pooling")
-    p.add_argument("--conv-units", type=int, nargs="+", default=list(d_net.conv_units), help="units per convolution layer")
-    p.add_argument("--hidden-units", type=int, nargs="+", default=list(d_net.hidden_units), help="units per sigmoid layer")
+    p.add_argument(
+        "--conv-units",
+        type=int,
+        nargs="+",
+        default=list(d_net.conv_units),
+        help="units per convolution layer",
+    )
+    p.add_argument(
+        "--hidden-units",
+        type=int,
+        nargs="+",
+        default=list(d_net.hidden_units),
+        help="units per sigmoid layer",
+    )
     p.add_argument("--epochs", type=int, default=d_net.epochs, help="training epochs")
-    p.add_argument("--learning-rate", type=float, default=d_net.learning_rate, help="SGD learning rate")
-    p.add_argument("--freeze-lookup", action="store_true", help="keep the lookup tables at the centroids (ULT)")
+    p.add_argument(
+        "--learning-rate", type=float, default=d_net.learning_rate, help="SGD learning rate"
+    )
+    p.add_argument(
+        "--freeze-lookup", action="store_true", help="keep the lookup tables at the centroids (ULT)"
+    )
     p.add_argument("--svm-c", type=float, default=10.0, help="C of the RBF SVM")
 
 
@@ -73,7 +104,9 @@ def build_model(args: argparse.Namespace) -> MusicModel:
     features = FeatureExtractor(
         types=parse_types(args.features), n_mels=args.n_mels, min_frames=args.segment_frames
     )
-    return MusicModel(make_pipeline(features, words, kcnn, make_svm(args.svm_c, args.seed)))
+    return MusicModel(
+        make_pipeline(features, words, kcnn, SVMClassifier(C=args.svm_c, random_state=args.seed))
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,10 +119,15 @@ def run(args: argparse.Namespace) -> int:
     if args.test_size > 0:
         try:
             train_idx, test_idx = train_test_split(
-                range(len(songs)), test_size=args.test_size, stratify=songs.labels, random_state=args.seed
+                range(len(songs)),
+                test_size=args.test_size,
+                stratify=songs.labels,
+                random_state=args.seed,
             )
         except ValueError as err:
-            raise KcnnError(f"{args.data}: cannot hold out a stratified part ({err}); try --test-size 0") from err
+            raise KcnnError(
+                f"{args.data}: cannot hold out a stratified part ({err}); try --test-size 0"
+            ) from err
         held_out = ([features[i] for i in test_idx], [songs.labels[i] for i in test_idx])
         features, labels = [features[i] for i in train_idx], [songs.labels[i] for i in train_idx]
     else:
@@ -102,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
         for classifier in CLASSIFIERS:
             report = score(held_out[1], model.predict(held_out[0], classifier), model.classes)
             print(f"\nheld-out ({classifier}): ", end="")
-            print(format_score(report) if classifier == "svm" else f"accuracy: {report['accuracy']:.3f}")
+            print(
+                format_score(report)
+                if classifier == "svm"
+                else f"accuracy: {report['accuracy']:.3f}"
+            )
     report_skipped(batch)
     return 0

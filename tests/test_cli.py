@@ -1,0 +1,189 @@
+"""The `kcnn` command end to end on real music: train, evaluate, predict, embed, extract."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from shared_data import GTZAN_MINI, clips_numbered, write_manifest
+
+from kcnn.cli.main import main
+from kcnn.model import MusicModel
+
+FAST = ["--epochs", "30", "--words", "128", "-q"]
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main([str(a) for a in args])
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained on clips 0-6 of each genre of gtzan-mini; clips 7-9 held out."""
+    work = tmp_path_factory.mktemp("trained")
+    train = write_manifest(work / "train.csv", clips_numbered(range(7)))
+    valid = write_manifest(work / "valid.csv", clips_numbered(range(7, 10)))
+    code, out = run_cli("train", train, "--out", work / "model", "--test-size", "0", *FAST)
+    assert code == 0, out
+    return work, work / "model", valid
+
+
+def test_train_writes_a_model_folder_of_safe_files(trained):
+    _, model, _ = trained
+    assert sorted(p.name for p in model.iterdir()) == [
+        "codebook.npz",
+        "network.safetensors",
+        "settings.json",
+        "svm.skops",
+    ]
+    settings = json.loads((model / "settings.json").read_text())
+    assert settings["format_version"] == 1
+    assert settings["feature_types"] == ["mel", "sfm", "scf"]
+    assert len(settings["classes"]) == 10
+
+
+def test_predicts_well_above_chance_on_unseen_clips(trained):
+    _, model, valid = trained
+    code, out = run_cli("evaluate", model, valid, "--json", "-q")
+    assert code == 0
+    report = json.loads(out)
+    assert report["n_songs"] == 30
+    assert report["accuracy"] >= 0.30, report
+    assert np.asarray(report["confusion"]).sum() == 30
+
+
+def test_predict_formats_agree(trained):
+    _, model, _ = trained
+    clips = [
+        GTZAN_MINI / "metal" / "metal.00003.wav",
+        GTZAN_MINI / "classical" / "classical.00002.wav",
+    ]
+    _, as_json = run_cli("predict", model, *clips, "--format", "json", "-q")
+    rows = json.loads(as_json)
+    assert [r["path"] for r in rows] == [str(c) for c in clips]
+    for row in rows:
+        assert abs(sum(row["probabilities"].values()) - 1) < 1e-3
+        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+    _, as_csv = run_cli("predict", model, *clips, "--format", "csv", "-q")
+    table = list(csv.DictReader(io.StringIO(as_csv)))
+    assert [r["label"] for r in table] == [r["label"] for r in rows]
+
+
+def test_save_and_load_give_identical_predictions(trained, tmp_path):
+    _, model_dir, valid = trained
+    model = MusicModel.load(model_dir)
+    from kcnn.dataset import read_labelled
+    from kcnn.extraction import extract_batch
+
+    songs = read_labelled(valid).paths[:6]
+    feats = extract_batch(songs, model.feature_settings, model.min_frames, progress=False).features
+    model.save(tmp_path / "copy")
+    again = MusicModel.load(tmp_path / "copy")
+    for classifier in ("svm", "softmax"):
+        assert np.array_equal(
+            model.predict_proba(feats, classifier), again.predict_proba(feats, classifier)
+        )
+    assert np.array_equal(model.embed(feats), again.embed(feats))
+
+
+def test_embed_writes_one_row_per_song(trained, tmp_path):
+    _, model, _ = trained
+    code, _ = run_cli("embed", model, GTZAN_MINI / "jazz", "--out", tmp_path / "jazz.npz", "-q")
+    assert code == 0
+    with np.load(tmp_path / "jazz.npz") as stored:
+        assert stored["vectors"].shape == (10, 300)
+        assert stored["paths"][0].endswith("jazz.00000.wav")
+    run_cli(
+        "embed", model, GTZAN_MINI / "jazz" / "jazz.00001.wav", "--out", tmp_path / "one.csv", "-q"
+    )
+    rows = list(csv.reader((tmp_path / "one.csv").open()))
+    assert len(rows) == 2 and len(rows[1]) == 301
+
+
+def test_batch_skips_bad_files_and_lists_them(trained, tmp_path, capsys):
+    _, model, _ = trained
+    shutil.copy(GTZAN_MINI / "pop" / "pop.00001.wav", tmp_path / "good.wav")
+    (tmp_path / "notes.wav").write_text("not audio at all")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).normal(0, 0.1, 1500), 22050)
+    code, out = run_cli("predict", model, tmp_path, "--format", "json", "-q")
+    assert code == 0
+    assert [Path(r["path"]).name for r in json.loads(out)] == ["good.wav"]
+    err = capsys.readouterr().err
+    assert "skipped 3 file(s)" in err
+    for name, cause in (("notes.wav", "not"), ("empty.wav", "empty"), ("short.wav", "too short")):
+        assert any(name in line and cause in line for line in err.splitlines()), err
+    assert "Traceback" not in err
+
+
+def test_nothing_usable_fails_with_one_line(trained, tmp_path, capsys):
+    _, model, _ = trained
+    (tmp_path / "bad.wav").write_bytes(b"RIFF0000")
+    code, _ = run_cli("predict", model, tmp_path / "bad.wav", "-q")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.wav" in err and "none of the 1 files" in err and "Traceback" not in err
+
+
+def test_model_of_another_format_is_refused_clearly(trained, tmp_path, capsys):
+    _, model, _ = trained
+    copy = tmp_path / "old-model"
+    shutil.copytree(model, copy)
+    settings = json.loads((copy / "settings.json").read_text())
+    settings["format_version"] = 99
+    (copy / "settings.json").write_text(json.dumps(settings))
+    code, _ = run_cli("predict", copy, GTZAN_MINI / "pop" / "pop.00001.wav", "-q")
+    assert code == 2
+    assert "format 99" in capsys.readouterr().err
+
+
+def test_extract_fills_the_cache_that_train_reads(tmp_path, monkeypatch):
+    clips = tmp_path / "clips"
+    for genre in ("blues", "metal"):
+        (clips / genre).mkdir(parents=True)
+        for n in range(3):
+            shutil.copy(GTZAN_MINI / genre / f"{genre}.0000{n}.wav", clips / genre)
+    cache = tmp_path / "features"
+    code, out = run_cli("extract", clips, "--out", cache, "-q")
+    assert code == 0 and "6 files" in out
+    assert len(list(cache.rglob("*.npz"))) == 6
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a file whose features were cached")
+
+    monkeypatch.setattr("kcnn.extraction.load_audio", no_decoding)
+    code, _ = run_cli(
+        "train",
+        clips,
+        "--out",
+        tmp_path / "m",
+        "--cache",
+        cache,
+        "--test-size",
+        "0",
+        "--epochs",
+        "2",
+        "--words",
+        "16",
+        "--svm-c",
+        "1",
+        "-q",
+    )
+    assert code == 0
+
+
+def test_train_on_a_missing_folder_is_one_line(tmp_path, capsys):
+    code, _ = run_cli("train", tmp_path / "nowhere", "--out", tmp_path / "m")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "Traceback" not in err
