@@ -130,7 +130,7 @@ def test_shapes_dtypes_and_dims() -> None:
     features = extract_features(y, ALL_TYPES)
     dims = feature_dims(ALL_TYPES)
     assert list(features) == list(FEATURE_TYPES) == list(dims)
-    assert dims == {"mel": 40, "sfm": 21, "scf": 21, "spec": N_FFT // 2 + 1}
+    assert dims == {"mel": 40, "sfm": 21, "scf": 21, "spec": N_FFT // 2 + 1, "mfcc": 20}
     for name, values in features.items():
         assert values.dtype == np.float32
         assert values.shape == (n_frames, dims[name])
@@ -198,8 +198,11 @@ def test_wrong_spectrum_size_is_rejected() -> None:
 
 
 def test_settings_validation_and_round_trip() -> None:
-    with pytest.raises(ValueError, match=r"unknown feature type.*'mfcc'.*mel, sfm, scf, spec"):
-        FeatureSettings(types=("mel", "mfcc"))
+    with pytest.raises(
+        ValueError, match=r"unknown feature type.*'chroma'.*mel, sfm, scf, spec, mfcc"
+    ):
+        FeatureSettings(types=("mel", "chroma"))
+
     with pytest.raises(ValueError, match="distinct"):
         FeatureSettings(types=("mel", "mel"))
     with pytest.raises(ValueError, match="n_mels must be positive"):
@@ -213,3 +216,24 @@ def test_settings_validation_and_round_trip() -> None:
     assert FeatureSettings.from_dict({}) == FeatureSettings()
     with pytest.raises(ValueError, match="unknown feature setting"):
         FeatureSettings.from_dict({"n_mfcc": 13})
+
+
+def test_mfcc_matches_librosa_on_the_same_mel_spectrogram():
+    rng = np.random.default_rng(5)
+    y = rng.normal(0, 0.1, 22050).astype(np.float32)
+    settings = FeatureSettings(types=("mel", "mfcc"))
+    feats = extract_features(y, settings)
+    expected = librosa.feature.mfcc(S=feats["mel"].T, n_mfcc=20, dct_type=2, norm="ortho").T
+    assert feats["mfcc"].shape == (feats["mel"].shape[0], 20)
+    assert np.allclose(feats["mfcc"], expected, atol=1e-3)
+
+
+def test_mfcc_statistics_summarise_the_song():
+    from kcnn.baseline import MFCCStatistics
+
+    rng = np.random.default_rng(6)
+    songs = [{"mfcc": rng.normal(i, 1 + i, size=(200, 20)).astype(np.float32)} for i in range(3)]
+    out = MFCCStatistics().fit_transform(songs)
+    assert out.shape == (3, 80)
+    assert np.allclose(out[:, :20].mean(1), [0, 1, 2], atol=0.2)
+    assert np.allclose(out[:, 20:40].mean(1), [1, 2, 3], atol=0.2)

@@ -10,7 +10,7 @@ of `power_spectrogram` (|X|^2 of a Hamming-windowed frame, unnormalised, as libr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import librosa
@@ -22,8 +22,11 @@ N_FFT = 1024
 """Frame length (samples), paper 4.2."""
 HOP_LENGTH = 512
 """Hop between frames (samples): 50 % of the frame, paper 4.2."""
-FEATURE_TYPES = ("mel", "sfm", "scf", "spec")
-"""Known feature types: log mel, spectral flatness, spectral crest, log-magnitude spectrum."""
+FEATURE_TYPES = ("mel", "sfm", "scf", "spec", "mfcc")
+"""Known feature types: log mel, spectral flatness, spectral crest, log-magnitude spectrum,
+and MFCCs (for the baseline a practitioner tries first)."""
+N_MFCC = 20
+"""MFCCs per frame (librosa's default)."""
 
 EPS = 1e-10
 """Floor added to power before logs and ratios. 16-bit quantisation noise alone gives a
@@ -227,13 +230,28 @@ def spectrogram(power: np.ndarray) -> np.ndarray:
     return spec
 
 
+def mfcc(log_mel_power: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
+    """MFCCs: orthonormal DCT-II of a log mel-spectrogram, float32 (n_frames, n_mfcc).
+
+    `log_mel_power`: (n_frames, n_mels) from `log_mel`; as librosa.feature.mfcc, but on
+    the natural log instead of dB (a constant factor of 10 / ln 10).
+    """
+    return scipy.fft.dct(log_mel_power, type=2, norm="ortho", axis=1)[:, :n_mfcc]
+
+
 DEFAULT_SETTINGS = FeatureSettings()
 
 
 def feature_dims(settings: FeatureSettings = DEFAULT_SETTINGS) -> dict[str, int]:
     """Feature type -> values per frame, for `settings.types` in order."""
     n_bands = len(marsyas_bands(settings.sr, settings.n_fft))
-    dims = {"mel": settings.n_mels, "sfm": n_bands, "scf": n_bands, "spec": settings.n_fft // 2 + 1}
+    dims = {
+        "mel": settings.n_mels,
+        "sfm": n_bands,
+        "scf": n_bands,
+        "spec": settings.n_fft // 2 + 1,
+        "mfcc": min(N_MFCC, settings.n_mels),
+    }
     return {t: dims[t] for t in settings.types}
 
 
@@ -247,10 +265,12 @@ def extract_features(
     """
     power = power_spectrogram(y, settings.n_fft, settings.hop_length)
     s = settings
+    mel = cache(lambda: log_mel(power, s.sr, s.n_fft, s.n_mels))
     compute = {
-        "mel": lambda: log_mel(power, s.sr, s.n_fft, s.n_mels),
+        "mel": mel,
         "sfm": lambda: spectral_flatness(power, s.sr, s.n_fft),
         "scf": lambda: spectral_crest(power, s.sr, s.n_fft),
         "spec": lambda: spectrogram(power),
+        "mfcc": lambda: mfcc(mel()),
     }
     return {t: compute[t]().astype(np.float32, copy=False) for t in settings.types}
