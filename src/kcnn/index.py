@@ -1,0 +1,253 @@
+"""A song index: paths, labels and representations of a collection, searched by cosine similarity.
+
+An index is a folder:
+
+- `index.json`: format version, the model that made the vectors (path and fingerprint),
+  and one entry per song (absolute path, label or null, file size and modification time);
+- `vectors.npy`: the representations, float32 (n_songs, dim), row i for song i;
+- `positions.npy`: the songs' places on the collection map, float32 (n_songs, 2) in the
+  unit square (see `kcnn.maps.layout`);
+- `hnsw.faiss`: only above `EXACT_LIMIT` songs, the HNSW graph of the vectors.
+
+Similarity is the cosine of two representations. Up to `EXACT_LIMIT` songs the search is
+exact (faiss IndexFlatIP on unit-length vectors); above, it is approximate (HNSW).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from kcnn import __version__
+from kcnn.atomic import atomic_directory
+from kcnn.errors import KcnnError, ModelError
+from kcnn.maps import layout
+
+FORMAT_VERSION = 1
+EXACT_LIMIT = 20_000
+"""Largest index searched exactly; a larger one is searched through an HNSW graph."""
+HNSW_LINKS = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+MODEL_FILES = ("settings.json", "codebook.npz", "network.safetensors")
+"""The files of a model folder that determine its representations (the SVM does not)."""
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """SHA-256 (hex) of the model files that determine the representations."""
+    digest = hashlib.sha256()
+    for name in MODEL_FILES:
+        file = Path(model_dir) / name
+        try:
+            data = file.read_bytes()
+        except OSError as err:
+            raise ModelError(f"{model_dir}: not a kcnn model ({name}: {err.strerror})") from err
+        digest.update(name.encode() + b"\0" + data)
+    return digest.hexdigest()
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32 copy); an all-zero row stays zero."""
+    out = np.array(vectors, dtype=np.float32, order="C")
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+@dataclass(frozen=True)
+class Song:
+    """One indexed file: absolute path, label (None if unknown), size (bytes), mtime (ns)."""
+
+    path: str
+    label: str | None
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | Path, label: str | None) -> Song:
+        resolved = Path(path).resolve()
+        stat = resolved.stat()
+        return cls(str(resolved), label, stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A song found by a search: its row in the index, path, label and cosine similarity."""
+
+    row: int
+    path: str
+    label: str | None
+    similarity: float
+
+
+class SongIndex:
+    """Songs with their representations, answering "which songs are most like this one?".
+
+    model: the model folder whose representations the vectors are (its path as given and
+    its `model_fingerprint`); vectors of another model are refused.
+    """
+
+    def __init__(self, dim: int, model_path: str, model_id: str) -> None:
+        self.dim = dim
+        self.model_path = model_path
+        self.model_id = model_id
+        self.songs: list[Song] = []
+        self.vectors = np.empty((0, dim), dtype=np.float32)
+        self.positions: np.ndarray | None = None
+        self._rows: dict[str, int] = {}
+        self._search_index: faiss.Index | None = None
+
+    def __len__(self) -> int:
+        return len(self.songs)
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [song.label for song in self.songs]
+
+    def row_of(self, path: str | Path) -> int | None:
+        """The row of the file at `path`, or None if it is not indexed."""
+        return self._rows.get(str(Path(path).resolve()))
+
+    def is_current(self, path: str | Path) -> bool:
+        """True if `path` is indexed and the file has not changed since (size and mtime)."""
+        row = self.row_of(path)
+        if row is None:
+            return False
+        known, now = self.songs[row], Song.of(path, None)
+        return (known.size, known.mtime_ns) == (now.size, now.mtime_ns)
+
+    def add(
+        self, paths: Sequence[str | Path], labels: Sequence[str | None], vectors: np.ndarray
+    ) -> None:
+        """Add songs (vectors float32 (n, dim)); a path already indexed gets the new entry."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(paths), self.dim) or len(labels) != len(paths):
+            raise ValueError(
+                f"expected {len(paths)} labels and vectors of shape ({len(paths)}, {self.dim}), "
+                f"got {len(labels)} and {vectors.shape}"
+            )
+        new_rows = []
+        for path, label, vector in zip(paths, labels, vectors, strict=True):
+            song = Song.of(path, label)
+            row = self._rows.get(song.path)
+            if row is None:
+                self._rows[song.path] = len(self.songs)
+                new_rows.append(vector)
+                self.songs.append(song)
+            else:
+                self.songs[row] = song
+                self.vectors[row] = vector
+        if new_rows:
+            self.vectors = np.concatenate([self.vectors, np.stack(new_rows)])
+        self.positions = None
+        self._search_index = None
+
+    def search(
+        self, queries: np.ndarray, n: int, exclude: Sequence[int | None] | None = None
+    ) -> list[list[Neighbour]]:
+        """The `n` songs most similar to each query (m, dim), best first.
+
+        exclude: per query, a row never to return (the query's own entry), or None.
+        """
+        queries = unit_rows(np.atleast_2d(queries))
+        exclude = list(exclude) if exclude is not None else [None] * len(queries)
+        if len(exclude) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(exclude)} exclusions")
+        if not len(self) or n < 1:
+            return [[] for _ in queries]
+        wanted = min(n + any(row is not None for row in exclude), len(self))
+        similarities, rows = self.search_index().search(queries, wanted)
+        results = []
+        for own, sims, found in zip(exclude, similarities, rows, strict=True):
+            hits = [(int(r), float(s)) for r, s in zip(found, sims, strict=True) if r >= 0]
+            hits = [(r, s) for r, s in hits if r != own][:n]
+            results.append(
+                [Neighbour(r, self.songs[r].path, self.songs[r].label, s) for r, s in hits]
+            )
+        return results
+
+    def search_index(self) -> faiss.Index:
+        """The faiss index of the unit-length vectors (inner product = cosine), built once."""
+        if self._search_index is None:
+            vectors = unit_rows(self.vectors)
+            if len(self) > EXACT_LIMIT:
+                index = faiss.IndexHNSWFlat(self.dim, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+                index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            else:
+                index = faiss.IndexFlatIP(self.dim)
+            index.add(vectors)
+            self._search_index = index
+        if isinstance(self._search_index, faiss.IndexHNSWFlat):
+            self._search_index.hnsw.efSearch = HNSW_EF_SEARCH
+        return self._search_index
+
+    def save(self, path: str | Path) -> None:
+        """Write the index folder atomically, laying out the map first if songs changed."""
+        if self.positions is None:
+            self.positions = layout(unit_rows(self.vectors))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "kcnn_version": __version__,
+            "model": {"path": self.model_path, "fingerprint": self.model_id},
+            "dim": self.dim,
+            "songs": [asdict(song) for song in self.songs],
+        }
+        with atomic_directory(path) as tmp:
+            (tmp / "index.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            np.save(tmp / "vectors.npy", self.vectors)
+            np.save(tmp / "positions.npy", self.positions.astype(np.float32))
+            if len(self) > EXACT_LIMIT:
+                faiss.write_index(self.search_index(), str(tmp / "hnsw.faiss"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> SongIndex:
+        """Read an index folder written by `save`; raises KcnnError if it cannot."""
+        path = Path(path)
+        meta_file = path / "index.json"
+        if not meta_file.is_file():
+            raise KcnnError(
+                f"{path}: not a kcnn index (no index.json); build one with 'kcnn index'"
+            )
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise KcnnError(f"{meta_file}: unreadable ({err})") from err
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise KcnnError(
+                f"{path}: index format {meta.get('format_version')} "
+                f"(kcnn {meta.get('kcnn_version', '?')}); this kcnn reads format "
+                f"{FORMAT_VERSION}: rebuild the index"
+            )
+        try:
+            return cls._from_files(path, meta)
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise KcnnError(f"{path}: damaged index ({err})") from err
+
+    @classmethod
+    def _from_files(cls, path: Path, meta: dict) -> SongIndex:
+        index = cls(int(meta["dim"]), meta["model"]["path"], meta["model"]["fingerprint"])
+        index.songs = [Song(**song) for song in meta["songs"]]
+        index._rows = {song.path: row for row, song in enumerate(index.songs)}
+        index.vectors = np.load(path / "vectors.npy", allow_pickle=False)
+        index.positions = np.load(path / "positions.npy", allow_pickle=False)
+        n = len(index.songs)
+        if index.vectors.shape != (n, index.dim) or index.positions.shape != (n, 2):
+            raise ValueError(
+                f"{n} songs but vectors {index.vectors.shape}, positions {index.positions.shape}"
+            )
+        if (path / "hnsw.faiss").is_file():
+            index._search_index = faiss.read_index(str(path / "hnsw.faiss"))
+        return index
+
+    def check_model(self, model_dir: str | Path) -> None:
+        """Raise KcnnError unless the model at `model_dir` made this index's vectors."""
+        if model_fingerprint(model_dir) != self.model_id:
+            raise KcnnError(
+                f"{model_dir}: not the model this index was built with ({self.model_path}); "
+                "its representations are not comparable: build a new index with this model"
+            )

@@ -1,0 +1,161 @@
+"""The song index, clustering and map layout on synthetic vectors (no model, no audio)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+import kcnn.index
+from kcnn.clustering import agreement, cluster, default_clusters, purity
+from kcnn.errors import KcnnError
+from kcnn.index import SongIndex, model_fingerprint, unit_rows
+from kcnn.maps import layout, map_data, place, write_html, write_png
+
+DIM = 8
+
+
+def make_files(folder, n):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"song{i:03d}.wav" for i in range(n)]
+    for path in paths:
+        path.write_bytes(b"stand-in for audio")
+    return paths
+
+
+def blobs(n_per, centres, seed=0):
+    """Vectors around `centres` (k, DIM), n_per each, with their blob number."""
+    rng = np.random.default_rng(seed)
+    vectors = np.concatenate([c + 0.05 * rng.normal(size=(n_per, DIM)) for c in centres])
+    return vectors.astype(np.float32), np.repeat(np.arange(len(centres)), n_per)
+
+
+@pytest.fixture
+def index(tmp_path):
+    centres = np.eye(DIM)[:3] + 0.1
+    vectors, blob = blobs(6, centres)
+    paths = make_files(tmp_path / "songs", len(vectors))
+    built = SongIndex(DIM, "model", "id")
+    built.add(paths, [f"genre{b}" for b in blob], vectors)
+    return built, paths, vectors, blob
+
+
+def test_search_finds_the_same_blob_by_cosine_and_excludes_the_query(index):
+    songs, _, vectors, blob = index
+    found = songs.search(vectors[:1], 5, exclude=[0])[0]
+    assert [n.row for n in found] != [] and 0 not in [n.row for n in found]
+    assert all(blob[n.row] == blob[0] for n in found)
+    assert all(a.similarity >= b.similarity for a, b in itertools.pairwise(found))
+    unit = unit_rows(vectors)
+    assert found[0].similarity == pytest.approx(float(unit[0] @ unit[found[0].row]), abs=1e-5)
+    # without exclusion the song is its own best match; asking for more than there is is fine
+    assert songs.search(vectors[:1], 1)[0][0].row == 0
+    assert len(songs.search(vectors[:1], 100, exclude=[0])[0]) == len(songs) - 1
+
+
+def test_add_replaces_a_path_already_indexed(index):
+    songs, paths, vectors, _ = index
+    assert songs.is_current(paths[2])
+    paths[2].write_bytes(b"another, longer stand-in for audio")
+    assert not songs.is_current(paths[2])
+    songs.add([paths[2]], ["new"], np.ones((1, DIM)))
+    assert len(songs) == len(vectors) and songs.is_current(paths[2])
+    assert songs.labels[2] == "new" and np.all(songs.vectors[2] == 1)
+    assert songs.row_of(paths[2].parent / ".." / "songs" / paths[2].name) == 2
+
+
+def test_save_and_load_round_trip(index, tmp_path):
+    songs, _, vectors, _ = index
+    songs.save(tmp_path / "idx")
+    again = SongIndex.load(tmp_path / "idx")
+    assert np.array_equal(again.vectors, vectors)
+    assert again.labels == songs.labels and again.positions.shape == (len(vectors), 2)
+    assert again.positions.min() >= 0 and again.positions.max() <= 1
+    assert [n.row for n in again.search(vectors[3:4], 4)[0]] == [
+        n.row for n in songs.search(vectors[3:4], 4)[0]
+    ]
+    assert not list(tmp_path.glob(".idx*")), "temporary folders left behind"
+
+
+def test_large_indexes_are_searched_through_a_saved_hnsw_graph(tmp_path, monkeypatch):
+    monkeypatch.setattr(kcnn.index, "EXACT_LIMIT", 50)
+    centres = np.random.default_rng(1).normal(size=(4, DIM))
+    vectors, blob = blobs(30, centres, seed=2)
+    songs = SongIndex(DIM, "model", "id")
+    songs.add(make_files(tmp_path / "songs", len(vectors)), [None] * len(vectors), vectors)
+    songs.save(tmp_path / "idx")
+    assert (tmp_path / "idx" / "hnsw.faiss").is_file()
+    again = SongIndex.load(tmp_path / "idx")
+    found = again.search(vectors[:10], 5, exclude=range(10))
+    assert all(blob[n.row] == blob[q] for q, hits in enumerate(found) for n in hits)
+
+
+def test_broken_or_foreign_indexes_are_refused_in_one_line(index, tmp_path):
+    songs, *_ = index
+    with pytest.raises(KcnnError, match="not a kcnn index"):
+        SongIndex.load(tmp_path)
+    songs.save(tmp_path / "idx")
+    meta = json.loads((tmp_path / "idx" / "index.json").read_text())
+    (tmp_path / "idx" / "index.json").write_text(json.dumps({**meta, "format_version": 7}))
+    with pytest.raises(KcnnError, match="format 7"):
+        SongIndex.load(tmp_path / "idx")
+    (tmp_path / "idx" / "index.json").write_text(json.dumps(meta))
+    np.save(tmp_path / "idx" / "vectors.npy", np.zeros((2, DIM), np.float32))
+    with pytest.raises(KcnnError, match="damaged"):
+        SongIndex.load(tmp_path / "idx")
+
+
+def test_model_fingerprint_follows_the_files_that_make_representations(tmp_path):
+    for name in ("settings.json", "codebook.npz", "network.safetensors", "svm.skops"):
+        (tmp_path / name).write_text(name)
+    first = model_fingerprint(tmp_path)
+    (tmp_path / "svm.skops").write_text("another svm")
+    assert model_fingerprint(tmp_path) == first
+    (tmp_path / "network.safetensors").write_text("another network")
+    assert model_fingerprint(tmp_path) != first
+    with pytest.raises(KcnnError, match="not a kcnn model"):
+        model_fingerprint(tmp_path / "nowhere")
+
+
+def test_kmeans_recovers_blobs_and_scores_them():
+    vectors, blob = blobs(10, np.eye(DIM)[:4] * 3)
+    labels = [f"g{b}" for b in blob]
+    found = cluster(unit_rows(vectors), 4)
+    score = agreement(labels, found)
+    assert score.purity == 1.0 and score.nmi == pytest.approx(1.0)
+    assert np.bincount(found).tolist() == [10, 10, 10, 10]
+    assert agreement([None] * len(found), found) is None
+    assert default_clusters(labels) == 4 and default_clusters([None] * 50) == 5
+
+
+def test_purity_counts_the_majority_of_each_cluster():
+    assert purity(["a", "a", "b", "b", "b"], [0, 0, 0, 1, 1]) == pytest.approx(4 / 5)
+
+
+def test_layout_keeps_blobs_apart_and_places_a_new_song_among_its_neighbours():
+    vectors, blob = blobs(12, np.eye(DIM)[:3] * 3)
+    positions = layout(unit_rows(vectors))
+    assert positions.shape == (36, 2) and positions.min() >= 0 and positions.max() <= 1
+    centres = np.stack([positions[blob == b].mean(0) for b in range(3)])
+    spread = max(np.linalg.norm(positions[blob == b] - centres[b], axis=1).max() for b in range(3))
+    assert min(np.linalg.norm(centres[0] - centres[1:], axis=1)) > spread
+    new = place(positions, [0, 1, 2], [0.9, 0.8, 0.7])
+    assert np.linalg.norm(new - centres[0]) < spread
+    assert layout(np.ones((2, DIM))).shape == (2, 2)
+
+
+def test_maps_are_written_as_png_and_self_contained_html(tmp_path):
+    vectors, blob = blobs(5, np.eye(DIM)[:2] * 3)
+    groups = ["rock" if b else None for b in blob]
+    data = map_data(layout(vectors), groups, [f"/music/</script>{i}.wav" for i in range(10)], "t")
+    assert [g["name"] for g in data["groups"]] == ["rock", "(no label)"]
+    write_png(tmp_path / "map.png", data)
+    write_html(tmp_path / "map.html", data)
+    assert (tmp_path / "map.png").read_bytes().startswith(b"\x89PNG")
+    page = (tmp_path / "map.html").read_text()
+    assert "function drawMap" in page and "http" not in page.replace(
+        "http://www.w3.org/2000/svg", ""
+    )
+    assert "/music/<\\/script>3.wav" in page and "</script>3" not in page
