@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pytest
 
-import kcnn.index
 from kcnn.clustering import agreement, cluster, default_clusters, purity
 from kcnn.errors import KcnnError
-from kcnn.index import SongIndex, model_fingerprint, unit_rows
+from kcnn.index import Song, SongIndex, model_fingerprint, unit_rows
 from kcnn.maps import layout, map_data, place, write_html, write_png
 
 DIM = 8
@@ -38,7 +37,7 @@ def index(tmp_path):
     vectors, blob = blobs(6, centres)
     paths = make_files(tmp_path / "songs", len(vectors))
     built = SongIndex(DIM, "model", "id")
-    built.add(paths, [f"genre{b}" for b in blob], vectors)
+    built.add([Song.of(p, f"genre{b}") for p, b in zip(paths, blob, strict=True)], vectors)
     return built, paths, vectors, blob
 
 
@@ -48,11 +47,27 @@ def test_search_finds_the_same_blob_by_cosine_and_excludes_the_query(index):
     assert [n.row for n in found] != [] and 0 not in [n.row for n in found]
     assert all(blob[n.row] == blob[0] for n in found)
     assert all(a.similarity >= b.similarity for a, b in itertools.pairwise(found))
-    unit = unit_rows(vectors)
-    assert found[0].similarity == pytest.approx(float(unit[0] @ unit[found[0].row]), abs=1e-5)
+    comparable = songs.comparable(vectors)
+    assert found[0].similarity == pytest.approx(
+        float(comparable[0] @ comparable[found[0].row]), abs=1e-5
+    )
     # without exclusion the song is its own best match; asking for more than there is is fine
     assert songs.search(vectors[:1], 1)[0][0].row == 0
     assert len(songs.search(vectors[:1], 100, exclude=[0])[0]) == len(songs) - 1
+
+
+def test_units_are_standardised_so_a_large_shared_unit_does_not_dominate(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(0, 0.1, size=(40, DIM)).astype(np.float32)
+    vectors[:, 0] = 100.0  # the same large value in every song: no information
+    vectors[:, 1] = 0.5  # constant too, below MIN_SCALE
+    songs = SongIndex(DIM, "model", "id")
+    songs.add([Song.of(path, None) for path in make_files(tmp_path, 40)], vectors)
+    comparable = songs.comparable(vectors)
+    assert np.all(np.isfinite(comparable)) and np.allclose(np.linalg.norm(comparable, axis=1), 1)
+    best = songs.search(vectors[:1], 1, exclude=[0])[0][0]
+    plain = unit_rows(vectors[:, 2:])
+    assert best.row == int(np.argmax(np.delete(plain @ plain[0], 0))) + 1
 
 
 def test_add_replaces_a_path_already_indexed(index):
@@ -60,7 +75,7 @@ def test_add_replaces_a_path_already_indexed(index):
     assert songs.is_current(paths[2])
     paths[2].write_bytes(b"another, longer stand-in for audio")
     assert not songs.is_current(paths[2])
-    songs.add([paths[2]], ["new"], np.ones((1, DIM)))
+    songs.add([Song.of(paths[2], "new")], np.ones((1, DIM)))
     assert len(songs) == len(vectors) and songs.is_current(paths[2])
     assert songs.labels[2] == "new" and np.all(songs.vectors[2] == 1)
     assert songs.row_of(paths[2].parent / ".." / "songs" / paths[2].name) == 2
@@ -79,12 +94,12 @@ def test_save_and_load_round_trip(index, tmp_path):
     assert not list(tmp_path.glob(".idx*")), "temporary folders left behind"
 
 
-def test_large_indexes_are_searched_through_a_saved_hnsw_graph(tmp_path, monkeypatch):
-    monkeypatch.setattr(kcnn.index, "EXACT_LIMIT", 50)
+def test_large_indexes_are_searched_through_a_saved_hnsw_graph(tmp_path):
     centres = np.random.default_rng(1).normal(size=(4, DIM))
     vectors, blob = blobs(30, centres, seed=2)
     songs = SongIndex(DIM, "model", "id")
-    songs.add(make_files(tmp_path / "songs", len(vectors)), [None] * len(vectors), vectors)
+    songs.exact_limit = 50
+    songs.add([Song(f"/music/{i}.wav", None, 0, 0) for i in range(len(vectors))], vectors)
     songs.save(tmp_path / "idx")
     assert (tmp_path / "idx" / "hnsw.faiss").is_file()
     again = SongIndex.load(tmp_path / "idx")

@@ -9,8 +9,12 @@ An index is a folder:
   unit square (see `kcnn.maps.layout`);
 - `hnsw.faiss`: only above `EXACT_LIMIT` songs, the HNSW graph of the vectors.
 
-Similarity is the cosine of two representations. Up to `EXACT_LIMIT` songs the search is
-exact (faiss IndexFlatIP on unit-length vectors); above, it is approximate (HNSW).
+Similarity is the cosine of two standardised representations: each unit (column) is
+shifted and scaled by its mean and standard deviation over the indexed songs, so that
+units which vary little across the collection do not swamp those that tell songs apart
+(it is a correlation of the two songs' unit activations). The statistics follow the
+collection: adding songs moves them a little. Up to `EXACT_LIMIT` songs the search is exact
+(faiss IndexFlatIP on unit-length vectors); above, it is approximate (HNSW).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ EXACT_LIMIT = 20_000
 HNSW_LINKS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+MIN_SCALE = 1e-2
+"""Floor of a unit's standard deviation, so that a unit constant over the collection is
+not blown up; in the units of the vectors (sigmoid activations in (0, 1) for kcnn's)."""
 MODEL_FILES = ("settings.json", "codebook.npz", "network.safetensors")
 """The files of a model folder that determine its representations (the SVM does not)."""
 
@@ -88,8 +95,9 @@ class Neighbour:
 class SongIndex:
     """Songs with their representations, answering "which songs are most like this one?".
 
-    model: the model folder whose representations the vectors are (its path as given and
-    its `model_fingerprint`); vectors of another model are refused.
+    model_path, model_id: the model folder whose representations the vectors are, and its
+    `model_fingerprint`. exact_limit: the most songs searched exactly; more are searched
+    through an HNSW graph.
     """
 
     def __init__(self, dim: int, model_path: str, model_id: str) -> None:
@@ -101,6 +109,8 @@ class SongIndex:
         self.positions: np.ndarray | None = None
         self._rows: dict[str, int] = {}
         self._search_index: faiss.Index | None = None
+        self._statistics: tuple[np.ndarray, np.ndarray] | None = None
+        self.exact_limit = EXACT_LIMIT
 
     def __len__(self) -> int:
         return len(self.songs)
@@ -121,19 +131,15 @@ class SongIndex:
         known, now = self.songs[row], Song.of(path, None)
         return (known.size, known.mtime_ns) == (now.size, now.mtime_ns)
 
-    def add(
-        self, paths: Sequence[str | Path], labels: Sequence[str | None], vectors: np.ndarray
-    ) -> None:
-        """Add songs (vectors float32 (n, dim)); a path already indexed gets the new entry."""
+    def add(self, songs: Sequence[Song], vectors: np.ndarray) -> None:
+        """Add songs with their vectors (n, dim); a path already indexed gets the new entry."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(paths), self.dim) or len(labels) != len(paths):
+        if vectors.shape != (len(songs), self.dim):
             raise ValueError(
-                f"expected {len(paths)} labels and vectors of shape ({len(paths)}, {self.dim}), "
-                f"got {len(labels)} and {vectors.shape}"
+                f"expected vectors of shape ({len(songs)}, {self.dim}), got {vectors.shape}"
             )
         new_rows = []
-        for path, label, vector in zip(paths, labels, vectors, strict=True):
-            song = Song.of(path, label)
+        for song, vector in zip(songs, vectors, strict=True):
             row = self._rows.get(song.path)
             if row is None:
                 self._rows[song.path] = len(self.songs)
@@ -146,6 +152,16 @@ class SongIndex:
             self.vectors = np.concatenate([self.vectors, np.stack(new_rows)])
         self.positions = None
         self._search_index = None
+        self._statistics = None
+
+    def comparable(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors (m, dim) as the index compares them: standardised per unit, unit length."""
+        if self._statistics is None:
+            mean = self.vectors.mean(axis=0, dtype=np.float64) if len(self) else np.zeros(self.dim)
+            scale = self.vectors.std(axis=0, dtype=np.float64) if len(self) else np.ones(self.dim)
+            self._statistics = (mean, np.maximum(scale, MIN_SCALE))
+        mean, scale = self._statistics
+        return unit_rows((np.atleast_2d(vectors) - mean) / scale)
 
     def search(
         self, queries: np.ndarray, n: int, exclude: Sequence[int | None] | None = None
@@ -154,7 +170,7 @@ class SongIndex:
 
         exclude: per query, a row never to return (the query's own entry), or None.
         """
-        queries = unit_rows(np.atleast_2d(queries))
+        queries = self.comparable(queries)
         exclude = list(exclude) if exclude is not None else [None] * len(queries)
         if len(exclude) != len(queries):
             raise ValueError(f"{len(queries)} queries but {len(exclude)} exclusions")
@@ -172,10 +188,10 @@ class SongIndex:
         return results
 
     def search_index(self) -> faiss.Index:
-        """The faiss index of the unit-length vectors (inner product = cosine), built once."""
+        """The faiss index of the `comparable` vectors (inner product = cosine), built once."""
         if self._search_index is None:
-            vectors = unit_rows(self.vectors)
-            if len(self) > EXACT_LIMIT:
+            vectors = self.comparable(self.vectors)
+            if len(self) > self.exact_limit:
                 index = faiss.IndexHNSWFlat(self.dim, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
                 index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             else:
@@ -189,7 +205,7 @@ class SongIndex:
     def save(self, path: str | Path) -> None:
         """Write the index folder atomically, laying out the map first if songs changed."""
         if self.positions is None:
-            self.positions = layout(unit_rows(self.vectors))
+            self.positions = layout(self.comparable(self.vectors))
         meta = {
             "format_version": FORMAT_VERSION,
             "kcnn_version": __version__,
@@ -201,7 +217,7 @@ class SongIndex:
             (tmp / "index.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             np.save(tmp / "vectors.npy", self.vectors)
             np.save(tmp / "positions.npy", self.positions.astype(np.float32))
-            if len(self) > EXACT_LIMIT:
+            if isinstance(self.search_index(), faiss.IndexHNSWFlat):
                 faiss.write_index(self.search_index(), str(tmp / "hnsw.faiss"))
 
     @classmethod

@@ -7,10 +7,32 @@ import sys
 from collections.abc import Sequence
 
 from kcnn import __version__
-from kcnn.cli import embed, evaluate, extract, predict, train
+from kcnn.cli import (
+    cluster,
+    embed,
+    evaluate,
+    extract,
+    index,
+    maps,
+    predict,
+    serve,
+    similar,
+    train,
+)
 from kcnn.errors import KcnnError
 
-COMMANDS = (train, predict, evaluate, embed, extract)
+COMMANDS = (
+    train,
+    predict,
+    evaluate,
+    embed,
+    extract,
+    index,
+    similar,
+    cluster,
+    maps,
+    serve,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

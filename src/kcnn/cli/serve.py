@@ -1,0 +1,52 @@
+"""`kcnn serve MODEL [--index INDEX]`: a web page to try a model on your own songs.
+
+Drop an audio file on the page to see its predicted genre with the class probabilities
+and, with an index (built with the same model), the most similar songs of the collection
+and where the song falls on its map. Serves on 127.0.0.1 (this machine only) by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kcnn.errors import KcnnError
+from kcnn.index import SongIndex
+from kcnn.model import CLASSIFIERS, MusicModel
+from kcnn.web import MAX_UPLOAD_BYTES
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("serve", help="serve a web page to try a model", description=__doc__)
+    p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
+    p.add_argument("--index", type=Path, default=None, help="index folder written by 'kcnn index'")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax"
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=MAX_UPLOAD_BYTES / 2**20,
+        help=f"largest upload in MB (default {MAX_UPLOAD_BYTES / 2**20:.0f})",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kcnn.web.app import create_app
+
+    model = MusicModel.load(args.model)
+    index = None
+    if args.index is not None:
+        index = SongIndex.load(args.index)
+        index.check_model(args.model)
+    if args.max_upload_mb <= 0:
+        raise KcnnError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    app = create_app(model, index, args.classifier, int(args.max_upload_mb * 2**20))
+    print(f"kcnn: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
