@@ -79,6 +79,8 @@ def test_add_replaces_a_path_already_indexed(index):
     assert len(songs) == len(vectors) and songs.is_current(paths[2])
     assert songs.labels[2] == "new" and np.all(songs.vectors[2] == 1)
     assert songs.row_of(paths[2].parent / ".." / "songs" / paths[2].name) == 2
+    paths[3].unlink()
+    assert not songs.is_current(paths[3]) and songs.row_of(paths[3]) == 3
 
 
 def test_save_and_load_round_trip(index, tmp_path):

@@ -34,8 +34,10 @@ from kcnn.errors import KcnnError, ModelError
 from kcnn.maps import layout
 
 FORMAT_VERSION = 1
-EXACT_LIMIT = 20_000
-"""Largest index searched exactly; a larger one is searched through an HNSW graph."""
+EXACT_LIMIT = 100_000
+"""Largest index searched exactly; a larger one is searched through an HNSW graph. Exact
+search of 100,000 songs takes about 30 ms a query on 2 cores, while the graph, rebuilt
+whenever songs are added (the standardisation moves every vector), takes minutes."""
 HNSW_LINKS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
@@ -107,10 +109,10 @@ class SongIndex:
         self.songs: list[Song] = []
         self.vectors = np.empty((0, dim), dtype=np.float32)
         self.positions: np.ndarray | None = None
+        self.exact_limit = EXACT_LIMIT
         self._rows: dict[str, int] = {}
         self._search_index: faiss.Index | None = None
         self._statistics: tuple[np.ndarray, np.ndarray] | None = None
-        self.exact_limit = EXACT_LIMIT
 
     def __len__(self) -> int:
         return len(self.songs)
@@ -124,12 +126,24 @@ class SongIndex:
         return self._rows.get(str(Path(path).resolve()))
 
     def is_current(self, path: str | Path) -> bool:
-        """True if `path` is indexed and the file has not changed since (size and mtime)."""
+        """True if `path` is indexed and the file is there, unchanged (size and mtime)."""
         row = self.row_of(path)
         if row is None:
             return False
-        known, now = self.songs[row], Song.of(path, None)
+        try:
+            now = Song.of(path, None)
+        except OSError:
+            return False
+        known = self.songs[row]
         return (known.size, known.mtime_ns) == (now.size, now.mtime_ns)
+
+    def check_model(self, model_dir: str | Path) -> None:
+        """Raise KcnnError unless the model at `model_dir` made this index's vectors."""
+        if model_fingerprint(model_dir) != self.model_id:
+            raise KcnnError(
+                f"{model_dir}: not the model this index was built with ({self.model_path}); "
+                "its representations are not comparable: build a new index with this model"
+            )
 
     def add(self, songs: Sequence[Song], vectors: np.ndarray) -> None:
         """Add songs with their vectors (n, dim); a path already indexed gets the new entry."""
@@ -217,7 +231,7 @@ class SongIndex:
             (tmp / "index.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             np.save(tmp / "vectors.npy", self.vectors)
             np.save(tmp / "positions.npy", self.positions.astype(np.float32))
-            if isinstance(self.search_index(), faiss.IndexHNSWFlat):
+            if len(self) > self.exact_limit:
                 faiss.write_index(self.search_index(), str(tmp / "hnsw.faiss"))
 
     @classmethod
@@ -259,11 +273,3 @@ class SongIndex:
         if (path / "hnsw.faiss").is_file():
             index._search_index = faiss.read_index(str(path / "hnsw.faiss"))
         return index
-
-    def check_model(self, model_dir: str | Path) -> None:
-        """Raise KcnnError unless the model at `model_dir` made this index's vectors."""
-        if model_fingerprint(model_dir) != self.model_id:
-            raise KcnnError(
-                f"{model_dir}: not the model this index was built with ({self.model_path}); "
-                "its representations are not comparable: build a new index with this model"
-            )
