@@ -101,6 +101,19 @@ def test_similar_never_returns_the_query_and_embeds_a_song_from_outside(indexed)
     assert len(lines) == 5 and lines[2].split()[0] == "1"
 
 
+def test_similar_asks_for_the_model_when_it_has_moved(indexed, tmp_path, capsys):
+    work, _ = indexed
+    shutil.copytree(work / "index", tmp_path / "index")
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())
+    meta["model"]["path"] = str(tmp_path / "moved")
+    (tmp_path / "index" / "index.json").write_text(json.dumps(meta))
+    outside = GTZAN_MINI / "metal" / "metal.00008.wav"
+    assert run_cli("similar", tmp_path / "index", outside, "-q")[0] == 2
+    assert "--model" in capsys.readouterr().err
+    code, out = run_cli("similar", tmp_path / "index", outside, "--model", work / "model", "-q")
+    assert code == 0 and "metal.00008.wav" in out
+
+
 def test_adding_songs_embeds_only_the_new_and_changed_ones(tmp_path, indexed, monkeypatch):
     work, _ = indexed
     embedded: list[int] = []

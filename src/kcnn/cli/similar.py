@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kcnn.cli.common import add_cache_options, add_quiet_option, extract_or_fail, report_skipped
+from kcnn.errors import KcnnError
 from kcnn.index import Neighbour, SongIndex
 from kcnn.model import MusicModel
 
@@ -40,6 +41,8 @@ def query_vector(args: argparse.Namespace, index: SongIndex) -> np.ndarray:
     if index.is_current(args.query):
         return index.vectors[index.row_of(args.query)]
     model_dir = args.model or Path(index.model_path)
+    if not model_dir.is_dir():
+        raise KcnnError(f"{model_dir}: the index's model is not there; give its place with --model")
     index.check_model(model_dir)
     model = MusicModel.load(model_dir)
     batch = extract_or_fail(args, [args.query], model.feature_settings, model.min_frames)
