@@ -1,0 +1,1 @@
+"""The paper's evaluation (section 4): every method on every feature set, under a protocol."""
