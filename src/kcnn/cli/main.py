@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from kcnn import __version__
 from kcnn.cli import (
+    benchmark,
     cluster,
     embed,
     evaluate,
@@ -32,6 +33,7 @@ COMMANDS = (
     cluster,
     maps,
     serve,
+    benchmark,
 )
 
 

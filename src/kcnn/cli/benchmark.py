@@ -1,0 +1,97 @@
+"""`kcnn benchmark DATA --out REPORT`: the paper's comparison (Tables 2 and 3, Figure 3).
+
+Runs every method on every feature set under cross-validation or a fixed split and writes
+results.md, results.csv, results.json, t-SNE maps, a confusion matrix and learning curves
+to REPORT. Re-run with the same arguments to resume an interrupted benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kcnn.benchmark import METHODS, BenchmarkSettings, LearnerSettings, run_benchmark
+from kcnn.benchmark.datasets import SPLITS
+from kcnn.benchmark.report import accuracy_markdown
+from kcnn.cache import default_cache_dir
+from kcnn.cli.common import add_cache_options, add_quiet_option
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "benchmark",
+        help="compare KCNN and its competitors as in the paper",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "data",
+        type=Path,
+        help="GTZAN (genres/), ISMIR2004Genre, a folder per label, or a CSV path,label[,group]",
+    )
+    p.add_argument("--out", type=Path, required=True, help="report folder (also resume state)")
+    p.add_argument(
+        "--protocol",
+        choices=("cv", "split"),
+        default="cv",
+        help="stratified k-fold cross-validation (default) or a fixed train/test split",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help=f"with --protocol split: {', '.join(SPLITS)}, or a file listing the test songs",
+    )
+    p.add_argument("--folds", type=int, default=10, help="folds of cross-validation (10)")
+    p.add_argument("--runs", type=int, default=10, help="runs with different seeds (10)")
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated, from: {', '.join(METHODS)} (default: all)",
+    )
+    p.add_argument(
+        "--features",
+        default="mel,sfm,scf,all",
+        help="feature sets, comma-separated: mel, sfm, scf, spec, all (= mel+sfm+scf)",
+    )
+    defaults = LearnerSettings()
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="KCNN training epochs (60)")
+    p.add_argument(
+        "--words", type=int, default=defaults.words, help="codebook size per feature type (256)"
+    )
+    p.add_argument(
+        "--code-units",
+        type=int,
+        default=defaults.code_units,
+        help="atoms / units of the sparse coding, autoencoder and DBN codes (256)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of run 1; run r uses seed + r - 1")
+    p.add_argument(
+        "--restart", action="store_true", help="discard the state of an earlier benchmark in REPORT"
+    )
+    add_cache_options(p)
+    add_quiet_option(p)
+    p.set_defaults(run=run)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = BenchmarkSettings(
+        protocol=args.protocol,
+        split=args.split,
+        folds=args.folds,
+        runs=args.runs,
+        methods=_names(args.methods),
+        feature_sets=_names(args.features),
+        seed=args.seed,
+        learners=LearnerSettings(epochs=args.epochs, words=args.words, code_units=args.code_units),
+    )
+    cache = None if args.no_cache else args.cache or default_cache_dir()
+    result = run_benchmark(
+        args.data, args.out, settings, cache, progress=not args.quiet, restart=args.restart
+    )
+    print(accuracy_markdown(result.cells, settings.unit_sets()))
+    print(f"\nreport written to {result.out}")
+    return 0

@@ -1,0 +1,145 @@
+"""`kcnn benchmark` end to end: the report holds the numbers computed, and a re-run resumes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from contextlib import redirect_stdout
+from functools import partial
+
+import pytest
+from shared_data import GTZAN_MINI, write_manifest
+
+from kcnn import maps
+from kcnn.benchmark import BenchmarkSettings, LearnerSettings, run_benchmark
+from kcnn.benchmark.methods import METHODS, FoldLearner
+from kcnn.cli import benchmark as benchmark_command
+from kcnn.cli.main import main
+
+GENRES = ("classical", "metal", "pop")
+TINY = ["--folds", "2", "--runs", "2", "--epochs", "1", "--words", "8", "--code-units", "4"]
+SMALL = {"conv_units": (16,), "hidden_units": (8,), "coder_epochs": 2, "max_fit_segments": 500}
+"""Learner settings the command line does not offer, made small so that the tests are quick."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_and_quick():
+    """Small learners, and a stand-in for t-SNE (seconds per map, even of 6 songs)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(benchmark_command, "LearnerSettings", partial(LearnerSettings, **SMALL))
+        patch.setattr(maps, "layout", lambda vectors, seed=0: maps.to_unit_square(vectors[:, :2]))
+        yield
+
+
+def run_cli(*args) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main([str(a) for a in args])
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    clips = [GTZAN_MINI / g / f"{g}.0000{i}.wav" for g in GENRES for i in range(4)]
+    return write_manifest(tmp_path_factory.mktemp("bench") / "songs.csv", clips)
+
+
+@pytest.fixture(scope="module")
+def report(manifest):
+    out = manifest.parent / "report"
+    code, printed = run_cli("benchmark", manifest, "--out", out, "--features", "mel", *TINY, "-q")
+    assert code == 0
+    assert "| KCNN (k = 5) + SVM |" in printed
+    return out
+
+
+def recomputed(out) -> dict[tuple[str, str], list[float]]:
+    """Accuracy per run of each (method, features), from the predictions in state.json."""
+    state = json.loads((out / "state.json").read_text())
+    labels = [label for _, label in state["songs"]]
+    hits: dict[tuple[str, str, int], list[bool]] = {}
+    for key, unit in state["units"].items():
+        run, _, features = key.split("/")
+        for method, predicted in unit["predictions"].items():
+            truth = [labels[i] for i in unit["test"]]
+            cell = hits.setdefault((method, features, int(run)), [])
+            cell += [t == p for t, p in zip(truth, predicted, strict=True)]
+    runs: dict[tuple[str, str], list[float]] = {}
+    for (method, features, _run), ok in sorted(hits.items()):
+        assert len(ok) == len(labels)  # every song tested once per run
+        runs.setdefault((method, features), []).append(100 * sum(ok) / len(ok))
+    return runs
+
+
+def test_report_files_hold_the_numbers_computed(report):
+    names = {p.name for p in report.iterdir()}
+    expected = {"results.md", "results.csv", "results.json", "learning-curves.png"}
+    expected |= {f"tsne-{m}.png" for m in METHODS}
+    assert expected <= names
+    assert any(n.startswith("confusion-") for n in names)
+    for png in (report / n for n in names if n.endswith(".png")):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((report / "results.json").read_text())
+    truth = recomputed(report)
+    cells = {(c["method"], c["features"]): c for c in results["cells"]}
+    assert set(cells) == set(truth) == {(m, "mfcc" if m == "mfcc-svm" else "mel") for m in METHODS}
+    for key, runs in truth.items():
+        cell = cells[key]
+        assert cell["n_runs"] == 2
+        assert cell["run_accuracies_pct"] == pytest.approx(runs, abs=1e-3)
+        assert cell["accuracy_mean_pct"] == pytest.approx(sum(runs) / 2, abs=1e-3)
+    rows = list(csv.DictReader((report / "results.csv").open()))
+    assert len(rows) == len(cells)
+    for row in rows:
+        cell = cells[(row["method"], row["features"])]
+        assert float(row["accuracy_mean_pct"]) == pytest.approx(cell["accuracy_mean_pct"])
+    table = (report / "results.md").read_text()
+    assert "2-fold stratified cross-validation" in table and "torch" in table
+    kcnn = cells[("kcnn-svm", "mel")]
+    shown = f"{kcnn['accuracy_mean_pct']:.2f} ± {kcnn['accuracy_std_pct']:.2f} (n=2)"
+    assert f"| KCNN (k = 5) + SVM | {shown} |" in table
+
+
+def test_rerun_with_the_same_arguments_skips_finished_work(report, manifest, monkeypatch):
+    before = (report / "results.json").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished model was fitted again")
+
+    monkeypatch.setattr(FoldLearner, "run", refuse)
+    code, _ = run_cli("benchmark", manifest, "--out", report, "--features", "mel", *TINY, "-q")
+    assert code == 0
+    after = json.loads((report / "results.json").read_text())
+    assert after["cells"] == json.loads(before)["cells"]
+
+
+def test_an_interrupted_benchmark_fits_only_what_is_missing(report, manifest, monkeypatch):
+    out = manifest.parent / "interrupted"
+    shutil.copytree(report, out)
+    state = json.loads((out / "state.json").read_text())
+    del state["units"]["1/1/mel"]["groups"]["kcnn"]  # killed while this network was training
+    (out / "state.json").write_text(json.dumps(state))
+    fitted = []
+    original = FoldLearner.run
+    monkeypatch.setattr(
+        FoldLearner, "run", lambda self, g, m: fitted.append(g.name) or original(self, g, m)
+    )
+    settings = BenchmarkSettings(
+        folds=2,
+        runs=2,
+        feature_sets=("mel",),
+        learners=LearnerSettings(epochs=1, words=8, code_units=4, **SMALL),
+    )
+    result = run_benchmark(manifest, out, settings, progress=False)
+    assert fitted == ["kcnn"]
+    assert all(cell.n == 2 for cell in result.cells)
+
+
+def test_other_settings_are_refused_not_mixed(report, manifest, capsys):
+    args = ["benchmark", manifest, "--out", report, "--features", "mel", *TINY, "-q"]
+    args[args.index("--words") + 1] = "16"
+    code, _ = run_cli(*args)
+    assert code == 2
+    assert "words: 8 there, 16 here" in capsys.readouterr().err
