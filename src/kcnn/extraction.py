@@ -83,17 +83,19 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self,
         types: tuple[str, ...] = ("mel", "sfm", "scf"),
         n_mels: int = 40,
+        fmax: float | None = None,
         min_frames: int = 1,
         cache_dir: str | None = None,
     ) -> None:
         self.types = types
         self.n_mels = n_mels
+        self.fmax = fmax
         self.min_frames = min_frames
         self.cache_dir = cache_dir
 
     @property
     def settings(self) -> FeatureSettings:
-        return FeatureSettings(types=tuple(self.types), n_mels=self.n_mels)
+        return FeatureSettings(types=tuple(self.types), n_mels=self.n_mels, fmax=self.fmax)
 
     def fit(self, X: Sequence[str | Path], y: object = None) -> FeatureExtractor:
         return self

@@ -42,6 +42,8 @@ class FeatureSettings:
     n_mels: mel bands of "mel"; 40 is MIRtoolbox's default (the paper used MIRtoolbox).
     sr: sample rate (Hz) of the decoded audio.
     n_fft: frame length (samples); hop_length: hop between frames (samples).
+    fmax: highest frequency (Hz) any feature looks at; None = sr / 2. A model whose
+    features stop at 3.8 kHz works on telephone-quality (8 kHz) copies of its music too.
     """
 
     types: tuple[str, ...] = ("mel", "sfm", "scf")
@@ -49,6 +51,7 @@ class FeatureSettings:
     sr: int = 22050
     n_fft: int = N_FFT
     hop_length: int = HOP_LENGTH
+    fmax: float | None = None
 
     def __post_init__(self) -> None:
         types = (self.types,) if isinstance(self.types, str) else tuple(self.types)
@@ -64,8 +67,12 @@ class FeatureSettings:
         for name in ("n_mels", "sr", "n_fft", "hop_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if {"sfm", "scf"} & set(types) and not marsyas_bands(self.sr, self.n_fft):
-            raise ValueError(f"no Marsyas sub-band fits below Nyquist at sr={self.sr} Hz")
+        if self.fmax is not None and not 0 < self.fmax <= self.sr / 2:
+            raise ValueError(f"fmax must lie in (0, {self.sr / 2:g}] Hz, got {self.fmax}")
+        if {"sfm", "scf"} & set(types) and not marsyas_bands(self.sr, self.n_fft, self.fmax):
+            raise ValueError(
+                f"no Marsyas sub-band fits below {self.fmax or self.sr / 2:g} Hz at sr={self.sr} Hz"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (types as a list)."""
@@ -124,42 +131,52 @@ def _check_bins(power: np.ndarray, n_fft: int) -> None:
 
 
 @lru_cache(maxsize=8)
-def _mel_matrix(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """librosa's Slaney mel filterbank (0 Hz to sr/2), transposed: float32 (n_bins, n_mels)."""
-    mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).T.astype(np.float32)
+def _mel_matrix(sr: int, n_fft: int, n_mels: int, fmax: float | None) -> np.ndarray:
+    """librosa's Slaney mel filterbank (0 Hz to fmax), transposed: float32 (n_bins, n_mels)."""
+    mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=fmax)
+    mel = mel.T.astype(np.float32)
     mel.flags.writeable = False
     return mel
 
 
-def log_mel(power: np.ndarray, sr: int = 22050, n_fft: int = N_FFT, n_mels: int = 40) -> np.ndarray:
+def log_mel(
+    power: np.ndarray,
+    sr: int = 22050,
+    n_fft: int = N_FFT,
+    n_mels: int = 40,
+    fmax: float | None = None,
+) -> np.ndarray:
     """Log mel-spectrogram ln(EPS + mel power), float32 (n_frames, n_mels).
 
     `power`: (n_frames, n_fft // 2 + 1) from `power_spectrogram`. Filters: librosa's
-    Slaney-style mel filterbank from 0 Hz to sr / 2 (area-normalised triangles). Natural
-    log, not dB: ln(x) = 0.2303 * dB, no per-song reference and no top_db clipping, so
-    values of different songs are directly comparable.
+    Slaney-style mel filterbank (area-normalised triangles) from 0 Hz to fmax (default
+    sr / 2). Natural log, not dB: ln(x) = 0.2303 * dB, no per-song reference and no top_db
+    clipping, so values of different songs are directly comparable.
     """
     _check_bins(power, n_fft)
-    mel = power @ _mel_matrix(sr, n_fft, n_mels)
+    mel = power @ _mel_matrix(sr, n_fft, n_mels, fmax)
     mel += EPS
     return np.log(mel, out=mel)
 
 
 @lru_cache(maxsize=8)
-def _marsyas_bands(sr: int, n_fft: int) -> tuple[tuple[int, int], ...]:
+def _marsyas_bands(sr: int, n_fft: int, fmax: float | None) -> tuple[tuple[int, int], ...]:
     df = sr / n_fft
+    top = n_fft // 2 if fmax is None else min(n_fft // 2, int(fmax / df))
     edges = [1000.0 * 2.0 ** (0.25 * (i - 8)) for i in range(25)]
     bands = []
     for i in range(24):
         lo = int(0.95 * edges[i] / df + 0.5)
         hi = int(1.05 * edges[i + 1] / df + 0.5)
-        if hi > n_fft // 2:
+        if hi > top:
             break
         bands.append((lo, hi))
     return tuple(bands)
 
 
-def marsyas_bands(sr: int = 22050, n_fft: int = N_FFT) -> list[tuple[int, int]]:
+def marsyas_bands(
+    sr: int = 22050, n_fft: int = N_FFT, fmax: float | None = None
+) -> list[tuple[int, int]]:
     """Marsyas' MPEG-7 quarter-octave sub-bands as FFT bin ranges [lo, hi], hi INCLUSIVE.
 
     Nominal edges edge_i = 1000 * 2^((i - 8) / 4) Hz, i = 0..24 (250 Hz ... 16 kHz); band i
@@ -167,19 +184,20 @@ def marsyas_bands(sr: int = 22050, n_fft: int = N_FFT) -> list[tuple[int, int]]:
     df = sr / n_fft. Bands stop at the first one whose upper bin exceeds n_fft / 2 (Nyquist):
     21 bands (0..20) at 22,050 Hz and 1,024 points. This follows Marsyas' SFM.cpp and SCF.cpp
     (marsystems/): they sum over k = il..ih inclusive with bandwidth ih - il + 1, and stop
-    at the first band with ih >= n_fft / 2 + 1.
+    at the first band with ih >= n_fft / 2 + 1. With `fmax`, bands stop at the first one
+    whose upper bin lies above fmax.
     """
-    return list(_marsyas_bands(sr, n_fft))
+    return list(_marsyas_bands(sr, n_fft, fmax))
 
 
 @lru_cache(maxsize=8)
-def _band_means(sr: int, n_fft: int) -> tuple[slice, np.ndarray]:
+def _band_means(sr: int, n_fft: int, fmax: float | None) -> tuple[slice, np.ndarray]:
     """Bins spanned by all bands, and the matrix that averages them per band.
 
     Returns (span, M) with M float32 (n_span_bins, n_bands), M[k, b] = 1 / width_b if bin
     span.start + k lies in band b: power[:, span] @ M gives the per-band arithmetic mean.
     """
-    bands = _marsyas_bands(sr, n_fft)
+    bands = _marsyas_bands(sr, n_fft, fmax)
     if not bands:
         raise ValueError(f"no Marsyas sub-band fits below Nyquist at sr={sr} Hz, n_fft={n_fft}")
     start, stop = bands[0][0], bands[-1][1] + 1
@@ -190,21 +208,25 @@ def _band_means(sr: int, n_fft: int) -> tuple[slice, np.ndarray]:
     return slice(start, stop), means
 
 
-def spectral_flatness(power: np.ndarray, sr: int = 22050, n_fft: int = N_FFT) -> np.ndarray:
+def spectral_flatness(
+    power: np.ndarray, sr: int = 22050, n_fft: int = N_FFT, fmax: float | None = None
+) -> np.ndarray:
     """Spectral flatness per Marsyas sub-band, float32 (n_frames, n_bands), in (0, 1].
 
     Geometric mean / arithmetic mean of EPS + power over the band's bins: ~1 for noise,
     ~0 for a pure tone, 1 for a silent band. `power`: (n_frames, n_fft // 2 + 1).
     """
     _check_bins(power, n_fft)
-    span, means = _band_means(sr, n_fft)
+    span, means = _band_means(sr, n_fft, fmax)
     band_power = power[:, span] + np.float32(EPS)
     arithmetic = band_power @ means
     geometric = np.exp(np.log(band_power, out=band_power) @ means)
     return geometric / arithmetic
 
 
-def spectral_crest(power: np.ndarray, sr: int = 22050, n_fft: int = N_FFT) -> np.ndarray:
+def spectral_crest(
+    power: np.ndarray, sr: int = 22050, n_fft: int = N_FFT, fmax: float | None = None
+) -> np.ndarray:
     """Spectral crest factor per Marsyas sub-band, float32 (n_frames, n_bands), >= 1.
 
     Max / arithmetic mean of EPS + power over the band's bins (as Marsyas' SCF.cpp: on the
@@ -212,19 +234,20 @@ def spectral_crest(power: np.ndarray, sr: int = 22050, n_fft: int = N_FFT) -> np
     tone. `power`: (n_frames, n_fft // 2 + 1).
     """
     _check_bins(power, n_fft)
-    span, means = _band_means(sr, n_fft)
+    span, means = _band_means(sr, n_fft, fmax)
     band_power = power[:, span] + np.float32(EPS)
     # Bands overlap, so reduce over [lo_0, hi_0 + 1), [hi_0 + 1, lo_1) (discarded), [lo_1, ...
     # the last band runs to the end of the span.
-    bounds = np.array(_marsyas_bands(sr, n_fft)) - span.start
+    bounds = np.array(_marsyas_bands(sr, n_fft, fmax)) - span.start
     starts = np.column_stack([bounds[:, 0], bounds[:, 1] + 1]).ravel()[:-1]
     peak = np.maximum.reduceat(band_power, starts, axis=1)[:, ::2]
     return peak / (band_power @ means)
 
 
-def spectrogram(power: np.ndarray) -> np.ndarray:
-    """Log-magnitude spectrogram ln(sqrt(EPS + power)), float32 (n_frames, n_bins)."""
-    spec = power + np.float32(EPS)
+def spectrogram(power: np.ndarray, n_bins: int | None = None) -> np.ndarray:
+    """Log-magnitude spectrogram ln(sqrt(EPS + power)) of the first `n_bins` bins (default
+    all), float32 (n_frames, n_bins)."""
+    spec = power[:, :n_bins] + np.float32(EPS)
     np.log(spec, out=spec)
     spec *= np.float32(0.5)
     return spec
@@ -242,14 +265,21 @@ def mfcc(log_mel_power: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
 DEFAULT_SETTINGS = FeatureSettings()
 
 
+def spectrum_bins(settings: FeatureSettings) -> int:
+    """FFT bins from 0 Hz up to settings.fmax (all n_fft // 2 + 1 without fmax)."""
+    if settings.fmax is None:
+        return settings.n_fft // 2 + 1
+    return int(settings.fmax * settings.n_fft / settings.sr) + 1
+
+
 def feature_dims(settings: FeatureSettings = DEFAULT_SETTINGS) -> dict[str, int]:
     """Feature type -> values per frame, for `settings.types` in order."""
-    n_bands = len(marsyas_bands(settings.sr, settings.n_fft))
+    n_bands = len(marsyas_bands(settings.sr, settings.n_fft, settings.fmax))
     dims = {
         "mel": settings.n_mels,
         "sfm": n_bands,
         "scf": n_bands,
-        "spec": settings.n_fft // 2 + 1,
+        "spec": spectrum_bins(settings),
         "mfcc": min(N_MFCC, settings.n_mels),
     }
     return {t: dims[t] for t in settings.types}
@@ -265,12 +295,12 @@ def extract_features(
     """
     power = power_spectrogram(y, settings.n_fft, settings.hop_length)
     s = settings
-    mel = cache(lambda: log_mel(power, s.sr, s.n_fft, s.n_mels))
+    mel = cache(lambda: log_mel(power, s.sr, s.n_fft, s.n_mels, s.fmax))
     compute = {
         "mel": mel,
-        "sfm": lambda: spectral_flatness(power, s.sr, s.n_fft),
-        "scf": lambda: spectral_crest(power, s.sr, s.n_fft),
-        "spec": lambda: spectrogram(power),
+        "sfm": lambda: spectral_flatness(power, s.sr, s.n_fft, s.fmax),
+        "scf": lambda: spectral_crest(power, s.sr, s.n_fft, s.fmax),
+        "spec": lambda: spectrogram(power, spectrum_bins(s)),
         "mfcc": lambda: mfcc(mel()),
     }
     return {t: compute[t]().astype(np.float32, copy=False) for t in settings.types}

@@ -170,6 +170,6 @@ class MusicModel:
         svm = skops.io.load(svm_file, trusted=untrusted)
         fs = FeatureSettings.from_dict(settings["features"])
         features = FeatureExtractor(
-            types=fs.types, n_mels=fs.n_mels, min_frames=words.segment_frames
+            types=fs.types, n_mels=fs.n_mels, fmax=fs.fmax, min_frames=words.segment_frames
         )
         return cls(make_pipeline(features, words, kcnn, svm))

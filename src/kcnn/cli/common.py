@@ -25,6 +25,29 @@ def parse_types(text: str) -> tuple[str, ...]:
     return tuple(types)
 
 
+def add_feature_options(parser: argparse.ArgumentParser) -> None:
+    """--features, --n-mels and --fmax."""
+    parser.add_argument(
+        "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
+    )
+    parser.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
+    parser.add_argument(
+        "--fmax",
+        type=float,
+        default=None,
+        help="highest frequency (Hz) the features use (default: half the sample rate; "
+        "3800 makes a model work on 8 kHz copies too)",
+    )
+
+
+def feature_settings(args: argparse.Namespace) -> FeatureSettings:
+    """The feature settings given by `add_feature_options`; a bad value is a KcnnError."""
+    try:
+        return FeatureSettings(types=parse_types(args.features), n_mels=args.n_mels, fmax=args.fmax)
+    except ValueError as err:
+        raise KcnnError(str(err)) from err
+
+
 def add_cache_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kcnn.cli.common import add_quiet_option, extract_or_fail, parse_types, report_skipped
+from kcnn.cli.common import (
+    add_feature_options,
+    add_quiet_option,
+    extract_or_fail,
+    feature_settings,
+    report_skipped,
+)
 from kcnn.dataset import find_audio
-from kcnn.features import FeatureSettings
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -18,16 +23,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="cache folder; pass it to train as --cache"
     )
-    p.add_argument(
-        "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
-    )
-    p.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
+    add_feature_options(p)
     add_quiet_option(p)
     p.set_defaults(run=run, no_cache=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = FeatureSettings(types=parse_types(args.features), n_mels=args.n_mels)
+    settings = feature_settings(args)
     args.cache = args.out
     paths = find_audio(args.inputs)
     batch = extract_or_fail(args, paths, settings, min_frames=1)

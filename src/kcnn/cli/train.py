@@ -9,9 +9,10 @@ from sklearn.model_selection import train_test_split
 
 from kcnn.cli.common import (
     add_cache_options,
+    add_feature_options,
     add_quiet_option,
     extract_or_fail,
-    parse_types,
+    feature_settings,
     report_skipped,
 )
 from kcnn.dataset import read_labelled
@@ -45,10 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """The model settings, with the documented defaults."""
     d_words, d_net = AudioWords(), KCNNClassifier()
-    p.add_argument(
-        "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
-    )
-    p.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
+    add_feature_options(p)
     p.add_argument(
         "--segment-frames", type=int, default=d_words.segment_frames, help="frames per audio word"
     )
@@ -101,8 +99,9 @@ def build_model(args: argparse.Namespace) -> MusicModel:
         random_state=args.seed,
         progress=not args.quiet,
     )
+    fs = feature_settings(args)
     features = FeatureExtractor(
-        types=parse_types(args.features), n_mels=args.n_mels, min_frames=args.segment_frames
+        types=fs.types, n_mels=fs.n_mels, fmax=fs.fmax, min_frames=args.segment_frames
     )
     return MusicModel(
         make_pipeline(features, words, kcnn, SVMClassifier(C=args.svm_c, random_state=args.seed))
