@@ -1,0 +1,82 @@
+"""The stages as scikit-learn estimators, and what each learned stage is allowed to see."""
+
+from __future__ import annotations
+
+from shared_data import GTZAN_MINI
+from sklearn.base import clone
+
+from kcnn.cli.main import main
+from kcnn.extraction import FeatureExtractor
+from kcnn.model import MusicModel, make_pipeline
+from kcnn.svm import SVMClassifier
+from kcnn.training import KCNNClassifier
+from kcnn.words import AudioWords
+
+GENRES = ("classical", "metal", "pop")
+
+
+def test_the_pipeline_takes_file_paths_and_clones():
+    paths = [GTZAN_MINI / g / f"{g}.{n:05d}.wav" for g in GENRES for n in range(4)]
+    labels = [p.parent.name for p in paths]
+    pipe = make_pipeline(
+        FeatureExtractor(types=("mel",), min_frames=4),
+        AudioWords(n_words=32),
+        KCNNClassifier(epochs=3, conv_units=(16,), hidden_units=(8,)),
+        SVMClassifier(C=1.0),
+    )
+    copy = clone(pipe)
+    assert copy.get_params()["kcnn__epochs"] == 3
+    pipe.fit(paths, labels)
+    assert set(pipe.predict(paths[:3])) <= set(GENRES)
+    assert pipe.predict_proba(paths[:3]).shape == (3, 3)
+    assert pipe[:-1].transform(paths[:2]).shape == (2, 8)
+    assert not hasattr(copy.named_steps["kcnn"], "network_")
+
+
+def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch):
+    """Record which songs each learned stage is fitted on, and which are scored."""
+    data = tmp_path / "data"
+    for genre in GENRES:
+        (data / genre).mkdir(parents=True)
+        for n in range(5):
+            (data / genre / f"{n}.wav").symlink_to(GTZAN_MINI / genre / f"{genre}.{n:05d}.wav")
+    seen: dict[str, list[bytes]] = {"words": [], "scored": []}
+
+    def fingerprint(song: dict) -> bytes:
+        return song["mel"][:8].tobytes()
+
+    fit_words = AudioWords.fit
+
+    def spy_words(self, X, y=None):
+        seen["words"] = [fingerprint(s) for s in X]
+        return fit_words(self, X, y)
+
+    fit_kcnn = KCNNClassifier.fit
+
+    def spy_kcnn(self, X, y):
+        seen["kcnn"] = len(X)
+        return fit_kcnn(self, X, y)
+
+    fit_svm = SVMClassifier.fit
+
+    def spy_svm(self, X, y):
+        seen["svm"] = len(X)
+        return fit_svm(self, X, y)
+
+    predict = MusicModel.predict
+
+    def spy_predict(self, features, classifier="svm"):
+        seen["scored"] += [fingerprint(s) for s in features]
+        return predict(self, features, classifier)
+
+    monkeypatch.setattr(AudioWords, "fit", spy_words)
+    monkeypatch.setattr(KCNNClassifier, "fit", spy_kcnn)
+    monkeypatch.setattr(SVMClassifier, "fit", spy_svm)
+    monkeypatch.setattr(MusicModel, "predict", spy_predict)
+    args = ["train", data, "--out", tmp_path / "m", "--test-size", "0.4", "--epochs", "2"]
+    args += ["--words", "16", "--svm-c", "1", "-q"]
+    assert main([str(a) for a in args]) == 0
+    assert len(seen["words"]) == seen["kcnn"] == seen["svm"] == 9
+    assert len(set(seen["scored"])) == 6
+    assert not set(seen["words"]) & set(seen["scored"])
+    assert len(set(seen["words"])) == 9
