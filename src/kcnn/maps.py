@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
 
 from kcnn.atomic import atomic_file, write_text
 
@@ -30,7 +31,8 @@ def layout(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     """t-SNE of vectors (n, dim) -> positions float32 (n, 2) in the unit square.
 
     Perplexity is 30, or (n - 1) / 3 for small collections; below 4 songs the songs are
-    put on a line (t-SNE needs more points than its perplexity).
+    put on a line (t-SNE needs more points than its perplexity). t-SNE runs on one thread:
+    on a busy machine its OpenMP threads made a 120-song map take 12 s instead of 0.3 s.
     """
     n = len(vectors)
     if n < 4:
@@ -43,7 +45,8 @@ def layout(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
             init="pca",
             random_state=seed,
         )
-        raw = tsne.fit_transform(np.asarray(vectors, dtype=np.float32))
+        with threadpool_limits(limits=1):
+            raw = tsne.fit_transform(np.asarray(vectors, dtype=np.float32))
     return to_unit_square(raw)
 
 
