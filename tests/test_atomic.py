@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from kcnn.atomic import atomic_directory, atomic_file
@@ -32,3 +34,16 @@ def test_directory_write_replaces_the_old_directory(tmp_path):
         (tmp / "settings.json").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["settings.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "a.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_directory(tmp_path / "d") as tmp:
+            (tmp / "f").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
