@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from kcnn.benchmark import METHODS, BenchmarkSettings, LearnerSettings, run_benchmark
 from kcnn.benchmark.datasets import SPLITS
 from kcnn.benchmark.report import accuracy_markdown
@@ -66,6 +68,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of run 1; run r uses seed + r - 1")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads of the neural networks (default: one per core; 1 is far faster when "
+        "other jobs share the cores)",
+    )
+    p.add_argument(
         "--restart", action="store_true", help="discard the state of an earlier benchmark in REPORT"
     )
     add_cache_options(p)
@@ -78,6 +87,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(max(args.threads, 1))
     settings = BenchmarkSettings(
         protocol=args.protocol,
         split=args.split,
