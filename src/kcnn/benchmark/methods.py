@@ -187,11 +187,14 @@ class FoldLearner:
         outcome.seconds = time.perf_counter() - start
         return outcome
 
-    def _svm_outcome(self, group: Group, train: np.ndarray, test: np.ndarray) -> Outcome:
+    def _svm(self, train: np.ndarray, test: np.ndarray) -> list[str]:
+        """Labels of the test songs by an SVM fitted on the training songs' representations."""
         svm = SVMClassifier(C=self.settings.svm_c, random_state=self.seed).fit(train, self.labels)
+        return [str(p) for p in svm.predict(test)]
+
+    def _svm_outcome(self, group: Group, train: np.ndarray, test: np.ndarray) -> Outcome:
         method = group.methods[0]
-        predicted = [str(p) for p in svm.predict(test)]
-        return Outcome(group.name, {method: predicted}, {method: test})
+        return Outcome(group.name, {method: self._svm(train, test)}, {method: test})
 
     def _competitor(self, group: Group) -> Outcome:
         s = self.settings
@@ -227,10 +230,8 @@ class FoldLearner:
         outcome = Outcome(group.name, loss_curve=list(network.loss_curve_))
         for method in wanted:
             if method.endswith("-svm"):
-                svm = SVMClassifier(C=s.svm_c, random_state=self.seed)
-                predicted = svm.fit(network.transform(train), self.labels).predict(reps)
+                outcome.predictions[method] = self._svm(network.transform(train), reps)
             else:
-                predicted = network.predict(test)
-            outcome.predictions[method] = [str(p) for p in predicted]
+                outcome.predictions[method] = [str(p) for p in network.predict(test)]
             outcome.representations[method] = reps
         return outcome
