@@ -152,10 +152,11 @@ def test_silence_gives_finite_features() -> None:
     features = extract_features(np.zeros(SR, dtype=np.float32), ALL_TYPES)
     for values in features.values():
         assert np.isfinite(values).all()
-    # Marsyas' convention for silence: flatness 1, crest 1
-    np.testing.assert_allclose(features["sfm"], 1.0, rtol=1e-5)
-    np.testing.assert_allclose(features["scf"], 1.0, rtol=1e-5)
-    assert np.all(features["mel"] == features["mel"][0, 0])
+    # Marsyas' convention for silence: flatness 1, crest 1 (float32 sums over a band's
+    # bins leave a few 1e-5 of rounding, which depends on the CPU's summation order)
+    np.testing.assert_allclose(features["sfm"], 1.0, atol=1e-4)
+    np.testing.assert_allclose(features["scf"], 1.0, atol=1e-4)
+    np.testing.assert_allclose(features["mel"], features["mel"][0, 0], atol=1e-4)
 
 
 def test_one_silent_band_in_music_like_signal_is_finite() -> None:
@@ -175,10 +176,13 @@ def test_extract_features_equals_separate_calls() -> None:
     y = noise(3.0, seed=1)
     features = extract_features(y, ALL_TYPES)
     power = power_spectrogram(y, N_FFT, HOP_LENGTH)
-    np.testing.assert_array_equal(features["mel"], log_mel(power, SR, N_FFT, 40))
-    np.testing.assert_array_equal(features["sfm"], spectral_flatness(power, SR, N_FFT))
-    np.testing.assert_array_equal(features["scf"], spectral_crest(power, SR, N_FFT))
-    np.testing.assert_array_equal(features["spec"], spectrogram(power))
+    for name, separate in (
+        ("mel", log_mel(power, SR, N_FFT, 40)),
+        ("sfm", spectral_flatness(power, SR, N_FFT)),
+        ("scf", spectral_crest(power, SR, N_FFT)),
+        ("spec", spectrogram(power)),
+    ):
+        np.testing.assert_allclose(features[name], separate, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_band_features_match_a_plain_loop() -> None:
@@ -187,8 +191,8 @@ def test_band_features_match_a_plain_loop() -> None:
     sfm = np.column_stack([np.exp(np.log(b).mean(axis=1)) / b.mean(axis=1) for b in bands])
     scf = np.column_stack([b.max(axis=1) / b.mean(axis=1) for b in bands])
     power32 = power_spectrogram(noise(1.0, seed=2))
-    np.testing.assert_allclose(spectral_flatness(power32, SR, N_FFT), sfm, rtol=1e-4)
-    np.testing.assert_allclose(spectral_crest(power32, SR, N_FFT), scf, rtol=1e-4)
+    np.testing.assert_allclose(spectral_flatness(power32, SR, N_FFT), sfm, rtol=5e-4)
+    np.testing.assert_allclose(spectral_crest(power32, SR, N_FFT), scf, rtol=5e-4)
 
 
 def test_wrong_spectrum_size_is_rejected() -> None:
