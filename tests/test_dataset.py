@@ -48,8 +48,10 @@ def test_manifest_without_label_column_is_refused(tmp_path):
         read_labelled(tmp_path / "list.csv")
 
 
+def test_a_named_file_is_passed_on_for_decoding_to_report(tmp_path):
+    assert find_audio([tmp_path / "nothing-here.wav"]) == [tmp_path / "nothing-here.wav"]
+
+
 def test_missing_input_is_named(tmp_path):
-    with pytest.raises(KcnnError, match="nothing-here"):
-        find_audio([tmp_path / "nothing-here"])
     with pytest.raises(KcnnError, match="no audio files"):
         read_labelled(tmp_path)

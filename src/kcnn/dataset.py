@@ -38,16 +38,18 @@ def is_audio(path: Path) -> bool:
 
 
 def find_audio(inputs: Iterable[str | Path]) -> list[Path]:
-    """Audio files named by `inputs`: files as given, folders searched recursively (sorted)."""
+    """Audio files named by `inputs`: folders searched recursively (sorted), anything else as given.
+
+    A named file is not checked here: decoding reports one that is missing, unreadable
+    or not a regular file, so that a batch can skip it and go on.
+    """
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_audio(p)))
-        elif path.is_file():
-            found.append(path)
+            found.extend(sorted(p for p in path.rglob("*") if not p.is_dir() and is_audio(p)))
         else:
-            raise KcnnError(f"{path}: no such file or folder")
+            found.append(path)
     return found
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def printable(path: str | Path) -> str:
+    """`path` as text any UTF-8 output takes: bytes of the name that are not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class KcnnError(Exception):
@@ -15,7 +21,7 @@ class AudioError(KcnnError):
     def __init__(self, path: str | Path, cause: str) -> None:
         self.path = str(path)
         self.cause = cause
-        super().__init__(f"{self.path}: {cause}")
+        super().__init__(f"{printable(path)}: {cause}")
 
 
 class ModelError(KcnnError):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval
 from tqdm.auto import tqdm
 
-from kcnn.audio import check_length, load_audio
+from kcnn.audio import MAX_DURATION, check_length, load_audio
 from kcnn.cache import FeatureCache
 from kcnn.errors import AudioError
 from kcnn.features import FeatureSettings, extract_features
@@ -29,14 +33,18 @@ def extract_file(
     settings: FeatureSettings,
     min_frames: int = 1,
     cache: FeatureCache | None = None,
+    max_duration: float = MAX_DURATION,
 ) -> Features:
-    """Decode `path` and compute its frame features; raises AudioError on a bad file."""
+    """Decode `path` (at most `max_duration` seconds) and compute its frame features.
+
+    Raises AudioError on a bad file.
+    """
     path = Path(path)
     if cache is not None and (cached := cache.get(path)) is not None:
         n = len(next(iter(cached.values())))
         if n >= min_frames:
             return cached
-    y = load_audio(path, sr=settings.sr)
+    y = load_audio(path, settings.sr, max_duration)
     check_length(path, y, min_samples(settings, min_frames), settings.sr)
     features = extract_features(y, settings)
     if cache is not None:
@@ -59,12 +67,13 @@ def extract_batch(
     min_frames: int = 1,
     cache: FeatureCache | None = None,
     progress: bool = True,
+    max_duration: float = MAX_DURATION,
 ) -> BatchResult:
     """Extract features of many files, skipping (and recording) the ones that fail."""
     result = BatchResult()
     for i, path in enumerate(tqdm(paths, desc="features", unit="file", disable=not progress)):
         try:
-            result.features.append(extract_file(path, settings, min_frames, cache))
+            result.features.append(extract_file(path, settings, min_frames, cache, max_duration))
         except AudioError as err:
             result.skipped.append(err)
         else:
@@ -76,8 +85,17 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     """Audio file paths -> list of frame features (first stage of a kcnn pipeline).
 
     Nothing is learned; `transform` raises AudioError on the first bad file (use
-    `extract_batch` to skip bad files instead).
+    `extract_batch` to skip bad files instead) and on one longer than `max_duration` seconds.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "types": [tuple, list],
+        "n_mels": [Interval(Integral, 1, None, closed="left")],
+        "fmax": [Interval(Real, 0, None, closed="neither"), None],
+        "min_frames": [Interval(Integral, 1, None, closed="left")],
+        "cache_dir": [str, os.PathLike, None],
+        "max_duration": [Interval(Real, 0, None, closed="neither")],
+    }
 
     def __init__(
         self,
@@ -86,21 +104,24 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         fmax: float | None = None,
         min_frames: int = 1,
         cache_dir: str | None = None,
+        max_duration: float = MAX_DURATION,
     ) -> None:
         self.types = types
         self.n_mels = n_mels
         self.fmax = fmax
         self.min_frames = min_frames
         self.cache_dir = cache_dir
+        self.max_duration = max_duration
 
     @property
     def settings(self) -> FeatureSettings:
         return FeatureSettings(types=tuple(self.types), n_mels=self.n_mels, fmax=self.fmax)
 
     def fit(self, X: Sequence[str | Path], y: object = None) -> FeatureExtractor:
+        self._validate_params()
         return self
 
     def transform(self, X: Sequence[str | Path]) -> list[Features]:
         settings = self.settings
         cache = None if self.cache_dir is None else FeatureCache(self.cache_dir, settings)
-        return [extract_file(p, settings, self.min_frames, cache) for p in X]
+        return [extract_file(p, settings, self.min_frames, cache, self.max_duration) for p in X]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from numbers import Real
+from typing import ClassVar
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -9,6 +12,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from kcnn.errors import KcnnError
@@ -21,12 +25,19 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
     scores to probabilities is fitted on scores of up to 5 stratified inner folds.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "gamma": [StrOptions({"scale", "auto"}), Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, C: float = 10.0, gamma: str | float = "scale", random_state: int = 0):
         self.C = C
         self.gamma = gamma
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> SVMClassifier:
+        self._validate_params()
         _, counts = np.unique(y, return_counts=True)
         if counts.min() < 2:
             raise KcnnError("the SVM needs at least 2 training songs of every label")

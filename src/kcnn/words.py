@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances_argmin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from kcnn.extraction import Features
@@ -62,6 +65,14 @@ class AudioWords(TransformerMixin, BaseEstimator):
     At most `max_fit_segments` segments (drawn at random) per type enter the fit.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "segment_frames": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_words": [Interval(Integral, 1, None, closed="left")],
+        "max_fit_segments": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+    }
+
     def __init__(
         self,
         segment_frames: int = 4,
@@ -77,6 +88,7 @@ class AudioWords(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: Sequence[Features], y: object = None) -> AudioWords:
+        self._validate_params()
         if len(X) == 0:
             raise ValueError("AudioWords.fit needs at least one song")
         rng = np.random.default_rng(self.random_state)
