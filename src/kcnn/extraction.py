@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,9 @@ def extract_file(
     check_length(path, y, min_samples(settings, min_frames), settings.sr)
     features = extract_features(y, settings)
     if cache is not None:
-        cache.put(path, features)
+        # A cache that cannot take the entry (full disk, a name it cannot key) only costs time.
+        with contextlib.suppress(OSError, UnicodeError):
+            cache.put(path, features)
     return features
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kcnn.atomic import atomic_file
+from kcnn.cli.common import positive_int
 from kcnn.clustering import agreement, cluster, default_clusters
 from kcnn.errors import KcnnError
 from kcnn.index import SongIndex
@@ -33,16 +34,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--clusters", type=int, default=None, help="number of clusters (default: of labels)"
+        "--clusters",
+        type=positive_int,
+        default=None,
+        help="number of clusters (default: the number of labels)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of k-means (default 0)")
 
 
 def cluster_index(index: SongIndex, k: int | None, seed: int) -> np.ndarray:
     """Cluster number per song of `index`, int (n_songs,)."""
-    k = k or default_clusters(index.labels)
-    if not 1 <= k <= len(index):
-        raise KcnnError(f"--clusters must be between 1 and the {len(index)} songs, got {k}")
+    if k is None:
+        k = default_clusters(index.labels)
+    if k > len(index):
+        raise KcnnError(f"--clusters must be at most the {len(index)} songs, got {k}")
     return cluster(index.comparable(index.vectors), k, seed)
 
 
@@ -50,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     index = SongIndex.load(args.index)
     clusters = cluster_index(index, args.clusters, args.seed)
     out = args.out or args.index.with_name(f"{args.index.name}-clusters.csv")
-    with atomic_file(out) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+    with (
+        atomic_file(out) as tmp,
+        tmp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "cluster"])
         for song, c in zip(index.songs, clusters, strict=True):

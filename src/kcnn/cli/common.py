@@ -3,16 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
+from kcnn.audio import MAX_DURATION
 from kcnn.cache import FeatureCache, default_cache_dir
 from kcnn.errors import KcnnError
 from kcnn.extraction import BatchResult, extract_batch
 from kcnn.features import FeatureSettings
 
 FEATURE_SETS = {"all": ("mel", "sfm", "scf")}
+
+N = TypeVar("N", int, float)
+
+
+def _number(text: str, convert: Callable[[str], N], ok: Callable[[N], bool], expected: str) -> N:
+    """`text` converted, if it is a number `ok` accepts; else an argparse error."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    return _number(text, int, lambda v: v >= 1, "a whole number >= 1")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number from 0 up to, not including, 1."""
+    return _number(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
 
 
 def parse_types(text: str) -> tuple[str, ...]:
@@ -30,10 +61,10 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
     )
-    parser.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
+    parser.add_argument("--n-mels", type=positive_int, default=40, help="mel bands (default 40)")
     parser.add_argument(
         "--fmax",
-        type=float,
+        type=positive_float,
         default=None,
         help="highest frequency (Hz) the features use (default: half the sample rate; "
         "3800 makes a model work on 8 kHz copies too)",
@@ -65,6 +96,17 @@ def add_quiet_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def add_duration_option(parser: argparse.ArgumentParser) -> None:
+    """--max-duration, in minutes; read by `extract_or_fail` (and `kcnn serve`)."""
+    parser.add_argument(
+        "--max-duration",
+        type=positive_float,
+        default=MAX_DURATION / 60,
+        metavar="MINUTES",
+        help=f"longest audio decoded (default {MAX_DURATION / 60:g}); longer files are skipped",
+    )
+
+
 def make_cache(args: argparse.Namespace, settings: FeatureSettings) -> FeatureCache | None:
     if args.no_cache:
         return None
@@ -79,7 +121,12 @@ def extract_or_fail(
     The caller lists the skipped files at the end with `report_skipped`.
     """
     result = extract_batch(
-        paths, settings, min_frames, make_cache(args, settings), progress=not args.quiet
+        paths,
+        settings,
+        min_frames,
+        make_cache(args, settings),
+        progress=not args.quiet,
+        max_duration=args.max_duration * 60,
     )
     if not result.kept:
         report_skipped(result)

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from kcnn.atomic import atomic_file
-from kcnn.cli.common import add_cache_options, add_quiet_option, extract_or_fail, report_skipped
+from kcnn.cli.common import (
+    add_cache_options,
+    add_duration_option,
+    add_quiet_option,
+    extract_or_fail,
+    report_skipped,
+)
 from kcnn.dataset import find_audio
 from kcnn.errors import KcnnError
 from kcnn.model import MusicModel
@@ -28,6 +34,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="FILE.npz (arrays 'paths' and 'vectors') or FILE.csv (path, then one column per unit)",
     )
     add_cache_options(p)
+    add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 
@@ -42,7 +49,7 @@ def write_embeddings(out: Path, paths: list[str], vectors: np.ndarray) -> None:
             with tmp.open("wb") as handle:
                 np.savez(handle, paths=np.asarray(paths), vectors=vectors)
         else:
-            with tmp.open("w", newline="", encoding="utf-8") as handle:
+            with tmp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(["path", *(f"h{j}" for j in range(vectors.shape[1]))])
                 for path, row in zip(paths, vectors, strict=True):

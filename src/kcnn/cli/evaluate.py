@@ -6,7 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from kcnn.cli.common import add_cache_options, add_quiet_option, extract_or_fail, report_skipped
+from kcnn.cli.common import (
+    add_cache_options,
+    add_duration_option,
+    add_quiet_option,
+    extract_or_fail,
+    report_skipped,
+)
 from kcnn.dataset import read_labelled
 from kcnn.evaluation import format_score, score
 from kcnn.model import CLASSIFIERS, MusicModel
@@ -25,6 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="one JSON object on standard output")
     add_cache_options(p)
+    add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 

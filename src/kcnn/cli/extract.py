@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kcnn.cli.common import (
+    add_duration_option,
     add_feature_options,
     add_quiet_option,
     extract_or_fail,
@@ -24,6 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, help="cache folder; pass it to train as --cache"
     )
     add_feature_options(p)
+    add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run, no_cache=False)
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kcnn.cli.common import add_cache_options, add_quiet_option, extract_or_fail, report_skipped
+from kcnn.cli.common import (
+    add_cache_options,
+    add_duration_option,
+    add_quiet_option,
+    extract_or_fail,
+    report_skipped,
+)
 from kcnn.dataset import find_audio, read_labelled
 from kcnn.errors import KcnnError
 from kcnn.index import Song, SongIndex, model_fingerprint
@@ -38,6 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--labels", choices=LABEL_RULES, default="auto", help="label songs by folder (see above)"
     )
     add_cache_options(p)
+    add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from kcnn import __version__
 from kcnn.cli import (
@@ -37,8 +38,15 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser (and its sub-commands' parsers) whose errors are one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kcnn",
         description="Learn what music sounds like: audio words, a k-max pooling CNN, an SVM.",
     )

@@ -8,8 +8,15 @@ import json
 import sys
 from pathlib import Path
 
-from kcnn.cli.common import add_cache_options, add_quiet_option, extract_or_fail, report_skipped
+from kcnn.cli.common import (
+    add_cache_options,
+    add_duration_option,
+    add_quiet_option,
+    extract_or_fail,
+    report_skipped,
+)
 from kcnn.dataset import find_audio
+from kcnn.errors import printable
 from kcnn.model import CLASSIFIERS, MusicModel
 
 
@@ -26,6 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--format", choices=("table", "json", "csv"), default="table", help="output format"
     )
     add_cache_options(p)
+    add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 
@@ -38,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     classes = [str(c) for c in model.classes]
     rows = [
         {
-            "path": str(paths[i]),
+            "path": printable(paths[i]),
             "label": classes[int(p.argmax())],
             "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p, strict=True)},
         }

@@ -2,18 +2,21 @@
 
 Drop an audio file on the page to see its predicted genre with the class probabilities
 and, with an index (built with the same model), the most similar songs of the collection
-and where the song falls on its map. Serves on 127.0.0.1 (this machine only) by default.
+and where the song falls on its map. Serves on 127.0.0.1 (this machine only) by default,
+and answers only requests addressed (Host header) to this machine's names, to the --host
+address, or to a name given with --allow-host.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
-from kcnn.errors import KcnnError
+from kcnn.cli.common import add_duration_option, positive_float
 from kcnn.index import SongIndex
 from kcnn.model import CLASSIFIERS, MusicModel
-from kcnn.web import MAX_UPLOAD_BYTES
+from kcnn.web import LOCAL_HOSTS, MAX_UPLOAD_BYTES
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,14 +26,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name or address the page is reached by (repeatable)",
+    )
+    p.add_argument(
         "--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax"
     )
     p.add_argument(
         "--max-upload-mb",
-        type=float,
+        type=positive_float,
         default=MAX_UPLOAD_BYTES / 2**20,
         help=f"largest upload in MB (default {MAX_UPLOAD_BYTES / 2**20:.0f})",
     )
+    add_duration_option(p)
     p.set_defaults(run=run)
 
 
@@ -44,9 +55,15 @@ def run(args: argparse.Namespace) -> int:
     if args.index is not None:
         index = SongIndex.load(args.index)
         index.check_model(args.model)
-    if args.max_upload_mb <= 0:
-        raise KcnnError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    app = create_app(model, index, args.classifier, int(args.max_upload_mb * 2**20))
+    hosts = {*LOCAL_HOSTS, socket.gethostname(), args.host, *args.allow_host}
+    app = create_app(
+        model,
+        index,
+        args.classifier,
+        int(args.max_upload_mb * 2**20),
+        args.max_duration * 60,
+        hosts,
+    )
     print(f"kcnn: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -14,8 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from kcnn.cli.common import add_cache_options, add_quiet_option, extract_or_fail, report_skipped
-from kcnn.errors import KcnnError
+from kcnn.cli.common import (
+    add_cache_options,
+    add_duration_option,
+    add_quiet_option,
+    extract_or_fail,
+    positive_int,
+    report_skipped,
+)
+from kcnn.errors import KcnnError, printable
 from kcnn.index import Neighbour, SongIndex
 from kcnn.model import MusicModel
 
@@ -26,12 +33,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("index", type=Path, help="index folder written by 'kcnn index'")
     p.add_argument("query", type=Path, help="audio file")
-    p.add_argument("-n", type=int, default=10, help="number of songs (default 10)")
+    p.add_argument("-n", type=positive_int, default=10, help="number of songs (default 10)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p.add_argument(
         "--model", type=Path, default=None, help="model folder (default: the index's own)"
     )
     add_cache_options(p)
+    add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 
@@ -51,11 +59,11 @@ def query_vector(args: argparse.Namespace, index: SongIndex) -> np.ndarray:
 
 
 def print_table(query: Path, neighbours: list[Neighbour]) -> None:
-    print(f"songs most similar to {query}:")
+    print(f"songs most similar to {printable(query)}:")
     width = max([5, *(len(n.label or "") for n in neighbours)])
     print(f"{'#':>3}  similarity  {'label':<{width}}  path")
     for rank, n in enumerate(neighbours, start=1):
-        print(f"{rank:>3}  {n.similarity:>10.3f}  {n.label or '-':<{width}}  {n.path}")
+        print(f"{rank:>3}  {n.similarity:>10.3f}  {n.label or '-':<{width}}  {printable(n.path)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,10 +72,15 @@ def run(args: argparse.Namespace) -> int:
     neighbours = index.search(vector[None], args.n, exclude=[index.row_of(args.query)])[0]
     if args.format == "json":
         rows = [
-            {"rank": rank, "path": n.path, "label": n.label, "similarity": round(n.similarity, 4)}
+            {
+                "rank": rank,
+                "path": printable(n.path),
+                "label": n.label,
+                "similarity": round(n.similarity, 4),
+            }
             for rank, n in enumerate(neighbours, start=1)
         ]
-        json.dump({"query": str(args.query), "neighbours": rows}, sys.stdout, indent=2)
+        json.dump({"query": printable(args.query), "neighbours": rows}, sys.stdout, indent=2)
         print()
     else:
         print_table(args.query, neighbours)

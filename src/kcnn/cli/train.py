@@ -9,10 +9,14 @@ from sklearn.model_selection import train_test_split
 
 from kcnn.cli.common import (
     add_cache_options,
+    add_duration_option,
     add_feature_options,
     add_quiet_option,
     extract_or_fail,
     feature_settings,
+    fraction,
+    positive_float,
+    positive_int,
     report_skipped,
 )
 from kcnn.dataset import read_labelled
@@ -35,10 +39,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
     add_model_options(p)
     p.add_argument(
-        "--test-size", type=float, default=0.2, help="held-out fraction (default 0.2; 0: none)"
+        "--test-size", type=fraction, default=0.2, help="held-out fraction (default 0.2; 0: none)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the split, codebook and network")
     add_cache_options(p)
+    add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 
@@ -48,37 +53,46 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     d_words, d_net = AudioWords(), KCNNClassifier()
     add_feature_options(p)
     p.add_argument(
-        "--segment-frames", type=int, default=d_words.segment_frames, help="frames per audio word"
+        "--segment-frames",
+        type=positive_int,
+        default=d_words.segment_frames,
+        help="frames per audio word",
     )
     p.add_argument(
-        "--components", type=int, default=d_words.n_components, help="PCA-whitened dimensions"
+        "--components",
+        type=positive_int,
+        default=d_words.n_components,
+        help="PCA-whitened dimensions",
     )
     p.add_argument(
-        "--words", type=int, default=d_words.n_words, help="codebook size per feature type"
+        "--words", type=positive_int, default=d_words.n_words, help="codebook size per feature type"
     )
-    p.add_argument("--k", type=int, default=d_net.k, help="k of k-max pooling")
+    p.add_argument("--k", type=positive_int, default=d_net.k, help="k of k-max pooling")
     p.add_argument(
         "--conv-units",
-        type=int,
+        type=positive_int,
         nargs="+",
         default=list(d_net.conv_units),
         help="units per convolution layer",
     )
     p.add_argument(
         "--hidden-units",
-        type=int,
+        type=positive_int,
         nargs="+",
         default=list(d_net.hidden_units),
         help="units per sigmoid layer",
     )
-    p.add_argument("--epochs", type=int, default=d_net.epochs, help="training epochs")
+    p.add_argument("--epochs", type=positive_int, default=d_net.epochs, help="training epochs")
     p.add_argument(
-        "--learning-rate", type=float, default=d_net.learning_rate, help="SGD learning rate"
+        "--learning-rate",
+        type=positive_float,
+        default=d_net.learning_rate,
+        help="SGD learning rate",
     )
     p.add_argument(
         "--freeze-lookup", action="store_true", help="keep the lookup tables at the centroids (ULT)"
     )
-    p.add_argument("--svm-c", type=float, default=10.0, help="C of the RBF SVM")
+    p.add_argument("--svm-c", type=positive_float, default=10.0, help="C of the RBF SVM")
 
 
 def build_model(args: argparse.Namespace) -> MusicModel:

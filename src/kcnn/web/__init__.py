@@ -5,3 +5,6 @@
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """Largest upload the page accepts by default (bytes)."""
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Host names (Host header) the page answers to by default: this machine's own."""
