@@ -107,7 +107,7 @@ def _check_header(path: Path, f: sf.SoundFile, max_duration: float) -> None:
         raise AudioError(
             path,
             f"too long: {f.frames / f.samplerate / 60:.1f} min, the limit is "
-            f"{max_duration / 60:g} min",
+            f"{max_duration / 60:.3g} min",
         )
     if f.frames * f.channels > max_duration * MAX_SAMPLES_PER_SECOND:
         raise AudioError(
