@@ -5,6 +5,7 @@ Chromium must be installed (.ci/run installs it); without it these tests fail.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -174,7 +175,42 @@ def test_uploads_leave_no_temporary_files(server, tmp_path, monkeypatch):
 def test_an_upload_without_a_stated_size_is_refused(server):
     url, _ = server
     connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
-    connection.request("POST", "/api/analyse", body=iter([b"--x--\r\n"]), encode_chunked=True)
+    connection.putrequest("POST", "/api/analyse")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
     response = connection.getresponse()
     assert response.status == 411 and "Content-Length" in json.load(response)["error"]
+    connection.close()
+
+
+def test_a_body_longer_than_its_stated_size_is_refused(server):
+    url, _ = server
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+    connection.putrequest("POST", "/api/analyse")
+    connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+    connection.putheader("Content-Length", "100")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    chunk = b"\0" * 2**16
+    started = time.monotonic()
+    with contextlib.suppress(OSError):  # the server closes the connection once it answers
+        for _ in range(LIMIT_MB * 2**20 // len(chunk) + 1):
+            connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    response = connection.getresponse()
+    assert response.status == 413 and "stated size" in json.load(response)["error"]
+    assert time.monotonic() - started < 2
+    connection.close()
+
+
+def test_the_page_answers_only_to_this_machine(server, browser: Browser):
+    url, _ = server
+    port = url.rsplit(":", 1)[1]
+    opened = browser.new_page()
+    opened.goto(f"http://localhost:{port}/")
+    expect(opened.locator("#map circle.song")).to_have_count(9, timeout=WAIT_MS)
+    opened.close()
+    connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    connection.request("GET", "/api/info", headers={"Host": f"rebound.example:{port}"})
+    response = connection.getresponse()
+    assert response.status == 421 and "rebound.example" in json.load(response)["error"]
     connection.close()
