@@ -16,7 +16,7 @@ from kcnn.benchmark import METHODS, BenchmarkSettings, LearnerSettings, run_benc
 from kcnn.benchmark.datasets import SPLITS
 from kcnn.benchmark.report import accuracy_markdown
 from kcnn.cache import default_cache_dir
-from kcnn.cli.common import add_cache_options, add_quiet_option
+from kcnn.cli.common import add_cache_options, add_quiet_option, positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=f"with --protocol split: {', '.join(SPLITS)}, or a file listing the test songs",
     )
     p.add_argument("--folds", type=int, default=10, help="folds of cross-validation (10)")
-    p.add_argument("--runs", type=int, default=10, help="runs with different seeds (10)")
+    p.add_argument("--runs", type=positive_int, default=10, help="runs with different seeds (10)")
     p.add_argument(
         "--methods",
         default=",".join(METHODS),
@@ -56,20 +56,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="feature sets, comma-separated: mel, sfm, scf, spec, all (= mel+sfm+scf)",
     )
     defaults = LearnerSettings()
-    p.add_argument("--epochs", type=int, default=defaults.epochs, help="KCNN training epochs (60)")
     p.add_argument(
-        "--words", type=int, default=defaults.words, help="codebook size per feature type (256)"
+        "--epochs", type=positive_int, default=defaults.epochs, help="KCNN training epochs (60)"
+    )
+    p.add_argument(
+        "--words",
+        type=positive_int,
+        default=defaults.words,
+        help="codebook size per feature type (256)",
     )
     p.add_argument(
         "--code-units",
-        type=int,
+        type=positive_int,
         default=defaults.code_units,
         help="atoms / units of the sparse coding, autoencoder and DBN codes (256)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of run 1; run r uses seed + r - 1")
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="threads of the neural networks (default: one per core; 1 is far faster when "
         "other jobs share the cores)",
@@ -88,7 +93,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
-        torch.set_num_threads(max(args.threads, 1))
+        torch.set_num_threads(args.threads)
     settings = BenchmarkSettings(
         protocol=args.protocol,
         split=args.split,
