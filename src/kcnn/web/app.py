@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kcnn.audio import MAX_DURATION
@@ -38,10 +38,9 @@ PLACE_NEIGHBOURS = 5
 """Neighbours whose map positions place an uploaded song on the map."""
 
 
-def error(status: int, message: str, close: bool = False) -> JSONResponse:
-    """A 4xx answer; `close` ends the connection, so that no unread body is taken in."""
-    headers = {"Connection": "close"} if close else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def error(status: int, message: str) -> JSONResponse:
+    """A 4xx answer that ends the connection, so that no unread rest of a body is taken in."""
+    return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"})
 
 
 def host_name(host: str) -> str:
@@ -63,7 +62,7 @@ class HostCheck:
         if scope["type"] == "http":
             host = Headers(scope=scope).get("host", "")
             if host_name(host) not in self.hosts:
-                refusal = error(421, f"This server does not answer to the host {host!r}.", True)
+                refusal = error(421, f"This server does not answer to the host {host!r}.")
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -180,10 +179,10 @@ def create_app(
     async def analyse(request: Request) -> Response:
         length = request.headers.get("content-length")
         if length is None or not length.isdigit():
-            return error(411, "The upload must state its size (Content-Length).", True)
+            return error(411, "The upload must state its size (Content-Length).")
         if int(length) > max_upload_bytes:
             message = f"The file is {int(length) / 2**20:.1f} MB; the limit is {limit_mb}."
-            return error(413, message, True)
+            return error(413, message)
         try:
             async with limited(request, int(length)).form(max_files=1, max_fields=4) as form:
                 upload = form.get("file")
@@ -201,9 +200,9 @@ def create_app(
                         return JSONResponse(await run_in_threadpool(analyse_file, path, name))
                     except AudioError as err:
                         return error(422, f"{name}: {err.cause}")
-        except MultiPartException as err:
-            return error(400, f"The upload could not be read: {err.message}")
+        except HTTPException as err:  # how Starlette reports a malformed form
+            return error(400, f"The upload could not be read: {err.detail}")
         except BodyTooLarge:
-            return error(413, "The upload is larger than its stated size (Content-Length).", True)
+            return error(413, "The upload is larger than its stated size (Content-Length).")
 
     return app
