@@ -1,6 +1,6 @@
 import torch
 
-from kcnn.kmax import kmax_pool
+from kcnn.kmax import dynamic_k, kmax_pool
 
 
 def test_keeps_the_k_largest_in_time_order():
@@ -45,3 +45,17 @@ def test_batch_shorter_than_k():
 def test_ties_keep_time_order():
     x = torch.tensor([[[1.0, 5.0, 5.0, 5.0, 0.0]]])
     assert kmax_pool(x, 3).tolist() == [[[5.0, 5.0, 5.0]]]
+
+
+def test_each_item_keeps_its_own_k():
+    x = torch.tensor([[[1.0, 9.0, 3.0, 7.0]], [[4.0, 2.0, 6.0, 5.0]]])
+    out = kmax_pool(x, torch.tensor([1, 3]))
+    assert out.tolist() == [[[9.0, 0.0, 0.0]], [[4.0, 6.0, 5.0]]]
+
+
+def test_dynamic_k_follows_the_song_length_and_layer():
+    lengths = torch.tensor([100, 10, 3])
+    # two convolution layers: the lower one keeps half of each song, at least k_top
+    assert dynamic_k(lengths, 5, layer=1, n_layers=2).tolist() == [50, 5, 5]
+    assert dynamic_k(lengths, 5, layer=2, n_layers=2).tolist() == [5, 5, 5]
+    assert dynamic_k(lengths, 4, layer=1, n_layers=3).tolist() == [67, 7, 4]

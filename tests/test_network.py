@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from kcnn.network import KCNN, KCNNConfig
-from kcnn.training import KCNNClassifier, pad_batch
+from kcnn.training import KCNNClassifier, pad_batch, random_crops
 from kcnn.words import WordSequences
 
 
@@ -36,7 +36,7 @@ def test_a_song_scores_the_same_alone_and_in_a_padded_batch():
 def test_frozen_lookup_tables_do_not_change_in_training():
     rng = np.random.default_rng(0)
     cents = (rng.normal(size=(6, 4)).astype(np.float32),)
-    songs = [rng.integers(0, 6, size=(1, 12)) for _ in range(12)]
+    songs = [rng.integers(0, 6, size=(1, 1, 12)) for _ in range(12)]
     X = WordSequences(songs, ("mel",), cents)
     y = ["a", "b"] * 6
     frozen = KCNNClassifier(
@@ -53,15 +53,92 @@ def test_learns_a_separable_toy_task_and_is_repeatable():
     cents = (rng.normal(size=(6, 4)).astype(np.float32),)
     songs, y = [], []
     for i in range(40):
-        song = rng.integers(0, 6, size=(1, 15))
-        song[0, 5:8] = 1 if i % 2 else 4
+        song = rng.integers(0, 6, size=(1, 1, 15))
+        song[0, 0, 5:8] = 1 if i % 2 else 4
         songs.append(song)
         y.append("up" if i % 2 else "down")
     X = WordSequences(songs, ("mel",), cents)
-    kw = dict(conv_units=(16,), hidden_units=(8,), epochs=30, random_state=3)
+    kw = dict(
+        conv_units=(16,), hidden_units=(8,), epochs=30, random_state=3, crop_words=None, patience=None
+    )
     first = KCNNClassifier(**kw).fit(X, y)
     assert (first.predict(X) == np.asarray(y)).mean() == 1.0
     assert first.loss_curve_[-1] < first.loss_curve_[0]
     second = KCNNClassifier(**kw).fit(X, y)
     assert np.array_equal(first.predict_proba(X), second.predict_proba(X))
     assert first.transform(X).shape == (40, 8)
+
+
+def test_crops_lie_inside_one_view_of_their_song():
+    rng = np.random.default_rng(2)
+    songs = [rng.integers(0, 50, size=(3, 2, n)) for n in (5, 40, 70)]
+    crops, owner = random_crops(songs, 20, 8, 30, rng)
+    assert len(crops) == 60 and sorted(set(owner)) == [0, 1, 2]
+    for crop, i in zip(crops, owner, strict=True):
+        song = songs[i]
+        length = crop.shape[1]
+        assert 8 <= length <= 30 or length == song.shape[2] == 5
+        starts = [
+            (v, s)
+            for v in range(song.shape[0])
+            for s in range(song.shape[2] - length + 1)
+            if np.array_equal(song[v, :, s : s + length], crop)
+        ]
+        assert starts, "a crop is not a run of one view of its song"
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    # random labels: the validation loss is lowest early, then rises as songs are memorised
+    rng = np.random.default_rng(4)
+    cents = (rng.normal(size=(20, 4)).astype(np.float32),)
+    X = WordSequences([rng.integers(0, 20, size=(1, 1, 30)) for _ in range(60)], ("mel",), cents)
+    y = rng.choice(["a", "b", "c"], size=60)
+    net = KCNNClassifier(
+        conv_units=(32,), hidden_units=(16,), epochs=25, patience=25, dropout=0.0,
+        learning_rate=0.2, validation_fraction=0.3, random_state=1,
+    ).fit(X, y)
+    curve = net.validation_curve_
+    assert len(curve) == 25 and net.best_epoch_ == int(np.argmin(curve))
+    assert net.best_epoch_ < len(curve) - 1  # so restoring the best epoch changes something
+    val = net.validation_songs_
+    proba = net.predict_proba(WordSequences([X.words[i] for i in val], ("mel",), cents))
+    target = np.searchsorted(net.classes_, y[val])
+    loss = -np.log(proba[np.arange(len(val)), target]).mean()
+    assert abs(loss - min(curve)) < 1e-4
+
+
+def test_validation_stops_training_when_it_stops_helping():
+    rng = np.random.default_rng(5)
+    cents = (rng.normal(size=(20, 4)).astype(np.float32),)
+    X = WordSequences([rng.integers(0, 20, size=(1, 1, 30)) for _ in range(40)], ("mel",), cents)
+    y = rng.choice(["a", "b"], size=40)
+    net = KCNNClassifier(
+        conv_units=(16,), hidden_units=(8,), epochs=200, patience=3, learning_rate=0.2
+    ).fit(X, y)
+    assert len(net.loss_curve_) == net.best_epoch_ + 4 < 200
+
+
+def test_views_are_averaged_in_prediction():
+    rng = np.random.default_rng(6)
+    cents = (rng.normal(size=(10, 4)).astype(np.float32),)
+    two = [rng.integers(0, 10, size=(2, 1, 12)) for _ in range(8)]
+    net = KCNNClassifier(conv_units=(8,), hidden_units=(4,), epochs=2, patience=None)
+    net.fit(WordSequences(two, ("mel",), cents), ["a", "b"] * 4)
+    views = [WordSequences([s[v : v + 1] for s in two], ("mel",), cents) for v in (0, 1)]
+    both = WordSequences(two, ("mel",), cents)
+    mean = (net.predict_proba(views[0]) + net.predict_proba(views[1])) / 2
+    np.testing.assert_allclose(net.predict_proba(both), mean, rtol=1e-5, atol=1e-6)
+    mean = (net.transform(views[0]) + net.transform(views[1])) / 2
+    np.testing.assert_allclose(net.transform(both), mean, rtol=1e-5, atol=1e-6)
+
+
+def test_dynamic_k_scores_a_song_the_same_alone_and_in_a_padded_batch():
+    torch.manual_seed(0)
+    net = KCNN(small_config(conv_units=(8, 8), dynamic_k=True, k=3)).eval()
+    rng = np.random.default_rng(0)
+    short = np.stack([rng.integers(0, 7, 4), rng.integers(0, 5, 4)])
+    long = np.stack([rng.integers(0, 7, 30), rng.integers(0, 5, 30)])
+    alone = net(*pad_batch([short]))
+    together = net(*pad_batch([short, long]))
+    assert torch.allclose(alone[0], together[0], atol=1e-6)
+    assert not torch.allclose(together[0], together[1])

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from kcnn.audio import MAX_DURATION, check_length, load_audio
 from kcnn.cache import FeatureCache
 from kcnn.errors import AudioError
-from kcnn.features import FeatureSettings, extract_features
+from kcnn.features import DEFAULT_SETTINGS, FeatureSettings, extract_features
 
 Features = dict[str, np.ndarray]
 """Frame features of one song: feature type -> float32 array (n_frames, dim)."""
@@ -95,6 +95,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         "types": [tuple, list],
         "n_mels": [Interval(Integral, 1, None, closed="left")],
         "fmax": [Interval(Real, 0, None, closed="neither"), None],
+        "band_limits": [tuple, list],
         "min_frames": [Interval(Integral, 1, None, closed="left")],
         "cache_dir": [str, os.PathLike, None],
         "max_duration": [Interval(Real, 0, None, closed="neither")],
@@ -102,9 +103,10 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        types: tuple[str, ...] = ("mel", "sfm", "scf"),
-        n_mels: int = 40,
-        fmax: float | None = None,
+        types: tuple[str, ...] = DEFAULT_SETTINGS.types,
+        n_mels: int = DEFAULT_SETTINGS.n_mels,
+        fmax: float | None = DEFAULT_SETTINGS.fmax,
+        band_limits: tuple[float, ...] = DEFAULT_SETTINGS.band_limits,
         min_frames: int = 1,
         cache_dir: str | None = None,
         max_duration: float = MAX_DURATION,
@@ -112,13 +114,30 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.types = types
         self.n_mels = n_mels
         self.fmax = fmax
+        self.band_limits = band_limits
         self.min_frames = min_frames
         self.cache_dir = cache_dir
         self.max_duration = max_duration
 
+    @classmethod
+    def from_settings(cls, settings: FeatureSettings, **params: object) -> FeatureExtractor:
+        """The extractor of `settings` (at its default sample rate and frames)."""
+        return cls(
+            types=settings.types,
+            n_mels=settings.n_mels,
+            fmax=settings.fmax,
+            band_limits=settings.band_limits,
+            **params,
+        )
+
     @property
     def settings(self) -> FeatureSettings:
-        return FeatureSettings(types=tuple(self.types), n_mels=self.n_mels, fmax=self.fmax)
+        return FeatureSettings(
+            types=tuple(self.types),
+            n_mels=self.n_mels,
+            fmax=self.fmax,
+            band_limits=tuple(self.band_limits),
+        )
 
     def fit(self, X: Sequence[str | Path], y: object = None) -> FeatureExtractor:
         self._validate_params()

@@ -42,8 +42,12 @@ class FeatureSettings:
     n_mels: mel bands of "mel"; 40 is MIRtoolbox's default (the paper used MIRtoolbox).
     sr: sample rate (Hz) of the decoded audio.
     n_fft: frame length (samples); hop_length: hop between frames (samples).
-    fmax: highest frequency (Hz) any feature looks at; None = sr / 2. A model whose
-    features stop at 3.8 kHz works on telephone-quality (8 kHz) copies of its music too.
+    fmax: highest frequency (Hz) any feature looks at; None = sr / 2. The default, 7.6 kHz,
+    lies below the bandwidth of a file sampled at 16 kHz, so such copies of a song give the
+    same features as the original.
+    band_limits: the song is also described as heard through low-pass filters at these
+    frequencies (Hz, each below fmax), one "view" each (see `views`): a model trained and
+    predicting on every view gives the same answers on band-limited copies of a song.
     """
 
     types: tuple[str, ...] = ("mel", "sfm", "scf")
@@ -51,7 +55,8 @@ class FeatureSettings:
     sr: int = 22050
     n_fft: int = N_FFT
     hop_length: int = HOP_LENGTH
-    fmax: float | None = None
+    fmax: float | None = 7600.0
+    band_limits: tuple[float, ...] = (3800.0,)
 
     def __post_init__(self) -> None:
         types = (self.types,) if isinstance(self.types, str) else tuple(self.types)
@@ -69,6 +74,11 @@ class FeatureSettings:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.fmax is not None and not 0 < self.fmax <= self.sr / 2:
             raise ValueError(f"fmax must lie in (0, {self.sr / 2:g}] Hz, got {self.fmax}")
+        limits = tuple(float(f) for f in self.band_limits)
+        object.__setattr__(self, "band_limits", limits)
+        top = self.fmax or self.sr / 2
+        if any(not 0 < f < top for f in limits) or len(set(limits)) != len(limits):
+            raise ValueError(f"band limits must be distinct and lie in (0, {top:g}) Hz, got {limits}")
         if {"sfm", "scf"} & set(types) and not marsyas_bands(self.sr, self.n_fft, self.fmax):
             raise ValueError(
                 f"no Marsyas sub-band fits below {self.fmax or self.sr / 2:g} Hz at sr={self.sr} Hz"
@@ -76,7 +86,7 @@ class FeatureSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (types as a list)."""
-        return {**asdict(self), "types": list(self.types)}
+        return {**asdict(self), "types": list(self.types), "band_limits": list(self.band_limits)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSettings:
@@ -285,15 +295,48 @@ def feature_dims(settings: FeatureSettings = DEFAULT_SETTINGS) -> dict[str, int]
     return {t: dims[t] for t in settings.types}
 
 
+def view_key(feature_type: str, band_limit: float) -> str:
+    """Name of the band-limited view of a feature type: "mel@3800"."""
+    return f"{feature_type}@{band_limit:g}"
+
+
+def split_views(features: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Split `extract_features`' output into views: the song as heard, then one per band
+    limit, each {type: (n_frames, dim)} under the plain type names."""
+    types = [k for k in features if "@" not in k]
+    limits = dict.fromkeys(k.partition("@")[2] for k in features if "@" in k)
+    return [{t: features[t] for t in types}] + [
+        {t: features[f"{t}@{limit}"] for t in types} for limit in limits
+    ]
+
+
+def low_pass(power: np.ndarray, sr: int, n_fft: int, cutoff: float) -> np.ndarray:
+    """`power` (n_frames, n_fft // 2 + 1) with every bin above `cutoff` Hz set to 0: what
+    the spectrum of a copy resampled to 2 * cutoff Hz holds."""
+    out = power.copy()
+    out[:, int(cutoff * n_fft / sr) + 1 :] = 0
+    return out
+
+
 def extract_features(
     y: np.ndarray, settings: FeatureSettings = DEFAULT_SETTINGS
 ) -> dict[str, np.ndarray]:
     """Frame features of mono signal `y` (n_samples,) at `settings.sr` Hz.
 
-    Returns {type: float32 (n_frames, dim)} for `settings.types` in order, all computed from
-    one power spectrogram. Raises ValueError if `y` is shorter than one frame.
+    Returns {type: float32 (n_frames, dim)} for `settings.types` in order, then the same
+    for every band limit as {view_key(type, limit): ...}, all computed from one power
+    spectrogram (`views` splits them). Raises ValueError if `y` is shorter than one frame.
     """
     power = power_spectrogram(y, settings.n_fft, settings.hop_length)
+    features = _features_of(power, settings)
+    for limit in settings.band_limits:
+        limited = _features_of(low_pass(power, settings.sr, settings.n_fft, limit), settings)
+        features.update((view_key(t, limit), v) for t, v in limited.items())
+    return features
+
+
+def _features_of(power: np.ndarray, settings: FeatureSettings) -> dict[str, np.ndarray]:
+    """{type: float32 (n_frames, dim)} of one power spectrogram, for `settings.types`."""
     s = settings
     mel = cache(lambda: log_mel(power, s.sr, s.n_fft, s.n_mels, s.fmax))
     compute = {

@@ -21,7 +21,7 @@ from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords, Whitening
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CLASSIFIERS = ("svm", "softmax")
 _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
     "kcnn.svm.SVMClassifier",
@@ -57,8 +57,10 @@ class MusicModel:
     methods here skip the features step so that a batch can drop bad files first.
     """
 
-    def __init__(self, pipeline: Pipeline | None = None) -> None:
+    def __init__(self, pipeline: Pipeline | None = None, n_songs: int = 0) -> None:
         self.pipeline = pipeline or make_pipeline()
+        self.n_songs = n_songs
+        """Number of songs the model was fitted on."""
 
     @property
     def feature_settings(self) -> FeatureSettings:
@@ -78,6 +80,7 @@ class MusicModel:
         if len(set(labels)) < 2:
             raise KcnnError("training needs songs of at least two labels")
         self.pipeline[1:].fit(list(features), np.asarray(labels))
+        self.n_songs = len(labels)
         return self
 
     def predict_proba(self, features: Sequence[Features], classifier: str = "svm") -> np.ndarray:
@@ -108,6 +111,7 @@ class MusicModel:
             "kcnn": kcnn.get_params(),
             "network": kcnn.network_.config.to_dict(),
             "classes": [str(c) for c in kcnn.classes_],
+            "training_songs": self.n_songs,
             "feature_types": list(words.types_),
         }
         arrays: dict[str, np.ndarray] = {}
@@ -169,7 +173,5 @@ class MusicModel:
             raise ModelError(f"{svm_file}: holds unexpected types {unexpected}; refusing to load")
         svm = skops.io.load(svm_file, trusted=untrusted)
         fs = FeatureSettings.from_dict(settings["features"])
-        features = FeatureExtractor(
-            types=fs.types, n_mels=fs.n_mels, fmax=fs.fmax, min_frames=words.segment_frames
-        )
-        return cls(make_pipeline(features, words, kcnn, svm))
+        features = FeatureExtractor.from_settings(fs, min_frames=words.segment_frames)
+        return cls(make_pipeline(features, words, kcnn, svm), settings.get("training_songs", 0))

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from kcnn.kmax import kmax_pool
+from kcnn.kmax import dynamic_k, kmax_pool
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,9 @@ class KCNNConfig:
     window: int = 5  # convolution window, in audio words
     conv_units: tuple[int, ...] = (500,)  # one entry per stacked convolution layer
     k: int = 5  # k of k-max pooling
+    dynamic_k: bool = False  # k-max pooling after every lower convolution, k by song length
     hidden_units: tuple[int, ...] = (300,)  # sigmoid layers; the last is the representation
+    dropout: float = 0.0  # dropout rate on the pooled features and the hidden layers
     freeze_embeddings: bool = False  # the paper's "ULT": lookup tables fixed after init
 
     def to_dict(self) -> dict:
@@ -59,10 +61,10 @@ class KCNN(nn.Module):
         hidden: list[nn.Module] = []
         width *= config.k
         for units in config.hidden_units:
-            hidden += [nn.Linear(width, units), nn.Sigmoid()]
+            hidden += [nn.Dropout(config.dropout), nn.Linear(width, units), nn.Sigmoid()]
             width = units
         self.hidden = nn.Sequential(*hidden)
-        self.output = nn.Linear(width, config.n_classes)
+        self.output = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, config.n_classes))
 
     def init_lookups(self, centroids: tuple[torch.Tensor, ...]) -> None:
         """Set each lookup table's rows 1..n to its codebook's centroids (n, d)."""
@@ -78,11 +80,17 @@ class KCNN(nn.Module):
             torch.arange(words.shape[-1], device=words.device)[None, :] < lengths[:, None]
         ).unsqueeze(1)
         x = x.transpose(1, 2)  # (batch, channels, time)
-        for i, conv in enumerate(self.convs):
-            x = conv(x * mask)
-            if i < len(self.convs) - 1:
-                x = torch.sigmoid(x)
-        pooled = kmax_pool(x, self.config.k, lengths)
+        n_layers = len(self.convs)
+        for layer, conv in enumerate(self.convs, start=1):
+            x = conv(x * mask)  # (batch, units, time)
+            if layer == n_layers:
+                break
+            if self.config.dynamic_k:  # (batch, units, max k_l): the song shrinks
+                k = dynamic_k(lengths, self.config.k, layer, n_layers)
+                x, lengths = kmax_pool(x, k, lengths), torch.minimum(k, lengths)
+                mask = (torch.arange(x.shape[-1])[None, :] < lengths[:, None]).unsqueeze(1)
+            x = torch.sigmoid(x)
+        pooled = kmax_pool(x, self.config.k, lengths)  # (batch, units, k)
         return self.hidden(pooled.flatten(1))
 
     def forward(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

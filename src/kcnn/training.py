@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
@@ -26,104 +30,244 @@ def pad_batch(songs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, lengths
 
 
+def random_crops(
+    songs: Sequence[np.ndarray],
+    n_crops: int,
+    min_words: int,
+    max_words: int,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """`n_crops` random excerpts of every song, as training examples.
+
+    songs[i]: (n_views, n_types, n_i) word indices. Each crop is a run of consecutive words,
+    of a length drawn uniformly from [min_words, max_words] (the whole song if shorter),
+    lying wholly inside one view of its song, drawn at random. Returns the crops
+    (n_types, length) and the index of the song of each crop.
+    """
+    crops, owner = [], []
+    for i, song in enumerate(songs):
+        n_views, _, n = song.shape
+        for _ in range(n_crops):
+            length = min(n, int(rng.integers(min_words, max_words + 1)))
+            start = int(rng.integers(0, n - length + 1))
+            view = int(rng.integers(n_views))
+            crops.append(song[view, :, start : start + length])
+            owner.append(i)
+    return crops, np.asarray(owner)
+
+
 class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     """Train the KCNN on audio-word sequences.
 
     `fit(X, y)` takes a WordSequences (its codebooks initialise the lookup tables);
     `predict` / `predict_proba` use the softmax; `transform` returns the song-level
     representation (the topmost hidden layer), float32 (n_songs, hidden_units[-1]).
-    Training minimises cross-entropy + lambda/2 ||theta||^2 by minibatch SGD.
+
+    Training minimises cross-entropy + lambda/2 ||theta||^2 by minibatch SGD with momentum
+    on random crops of the songs (`crops_per_song` a song and epoch, `crop_words` long),
+    the lookup tables at `lookup_learning_rate`. A stratified `validation_fraction` of the
+    songs is held out: training stops once its loss has not improved for `patience`
+    epochs, and the weights of its best epoch are kept (`best_epoch_`). `groups` (one per
+    song, e.g. several copies of one recording) keep a group on one side of that split.
+    Prediction reads each whole song, every view of it (the song as heard and its
+    band-limited views), and averages the views' probabilities and representations.
     """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
+        "window": [Interval(Integral, 1, None, closed="left")],
+        "conv_units": [tuple, list],
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "dynamic_k": ["boolean"],
+        "hidden_units": [tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "freeze_embeddings": ["boolean"],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lookup_learning_rate": [Interval(Real, 0, None, closed="left")],
+        "l2": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "crops_per_song": [Interval(Integral, 1, None, closed="left")],
+        "crop_words": [tuple, list, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "progress": ["boolean"],
+    }
 
     def __init__(
         self,
         window: int = 5,
         conv_units: tuple[int, ...] = (500,),
         k: int = 5,
+        dynamic_k: bool = False,
         hidden_units: tuple[int, ...] = (300,),
+        dropout: float = 0.5,
         freeze_embeddings: bool = False,
         learning_rate: float = 0.02,
+        lookup_learning_rate: float = 0.2,
         l2: float = 1e-4,
         momentum: float = 0.9,
         epochs: int = 60,
-        batch_size: int = 8,
+        patience: int | None = 10,
+        validation_fraction: float = 0.15,
+        crops_per_song: int = 8,
+        crop_words: tuple[int, int] | None = (16, 64),
+        batch_size: int = 32,
         random_state: int = 0,
         progress: bool = False,
     ) -> None:
         self.window = window
         self.conv_units = conv_units
         self.k = k
+        self.dynamic_k = dynamic_k
         self.hidden_units = hidden_units
+        self.dropout = dropout
         self.freeze_embeddings = freeze_embeddings
         self.learning_rate = learning_rate
+        self.lookup_learning_rate = lookup_learning_rate
         self.l2 = l2
         self.momentum = momentum
         self.epochs = epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.crops_per_song = crops_per_song
+        self.crop_words = crop_words
         self.batch_size = batch_size
         self.random_state = random_state
         self.progress = progress
 
-    def fit(self, X: WordSequences, y: Sequence) -> KCNNClassifier:
-        self.classes_, targets = np.unique(np.asarray(y), return_inverse=True)
-        torch.manual_seed(self.random_state)
-        config = KCNNConfig(
+    def _config(self, X: WordSequences) -> KCNNConfig:
+        return KCNNConfig(
             n_words=tuple(len(c) for c in X.centroids),
             embed_dims=tuple(c.shape[1] for c in X.centroids),
             n_classes=len(self.classes_),
             window=self.window,
             conv_units=tuple(self.conv_units),
             k=self.k,
+            dynamic_k=self.dynamic_k,
             hidden_units=tuple(self.hidden_units),
+            dropout=self.dropout,
             freeze_embeddings=self.freeze_embeddings,
         )
-        self.network_ = KCNN(config)
+
+    def _split(self, targets: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the songs to fit on and of the validation songs (maybe none)."""
+        everything = np.arange(len(targets))
+        unique_groups, first = np.unique(groups, return_index=True)
+        group_targets = targets[first]
+        counts = np.bincount(group_targets)
+        n_val = round(self.validation_fraction * len(unique_groups))
+        if self.patience is None or n_val < len(counts) or counts.min() < 2:
+            return everything, everything[:0]
+        split = StratifiedShuffleSplit(1, test_size=n_val, random_state=self.random_state)
+        _, val_groups = next(split.split(unique_groups, group_targets))
+        is_val = np.isin(groups, unique_groups[val_groups])
+        return everything[~is_val], everything[is_val]
+
+    def fit(
+        self, X: WordSequences, y: Sequence, groups: Sequence | None = None
+    ) -> KCNNClassifier:
+        self._validate_params()
+        self.classes_, targets = np.unique(np.asarray(y), return_inverse=True)
+        groups = np.arange(len(X)) if groups is None else np.asarray(groups)
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(self.random_state)
+        self.network_ = KCNN(self._config(X))
         self.network_.init_lookups(tuple(torch.from_numpy(c) for c in X.centroids))
-        params = [p for p in self.network_.parameters() if p.requires_grad]
+        lookups = [p for p in self.network_.lookups.parameters() if p.requires_grad]
+        others = [p for n, p in self.network_.named_parameters() if not n.startswith("lookups.")]
+        param_groups = [{"params": others}, {"params": lookups, "lr": self.lookup_learning_rate}]
         optimiser = torch.optim.SGD(
-            params, lr=self.learning_rate, momentum=self.momentum, weight_decay=self.l2
+            [g for g in param_groups if g["params"]],
+            lr=self.learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.l2,
         )
+        fit_idx, val_idx = self._split(targets, groups)
+        self.validation_songs_ = val_idx
         target = torch.from_numpy(targets.astype(np.int64))
-        generator = torch.Generator().manual_seed(self.random_state)
         self.loss_curve_: list[float] = []
-        self.network_.train()
+        self.validation_curve_: list[float] = []
+        best, best_state, self.best_epoch_ = np.inf, None, 0
         epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.progress)
-        for _ in epochs:
-            order = torch.randperm(len(X), generator=generator)
-            total = 0.0
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                words, lengths = pad_batch([X.words[i] for i in idx])
-                loss = torch.nn.functional.cross_entropy(self.network_(words, lengths), target[idx])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += loss.item() * len(idx)
-            self.loss_curve_.append(total / len(X))
-            epochs.set_postfix(loss=f"{self.loss_curve_[-1]:.3f}")
+        for epoch in epochs:
+            self.loss_curve_.append(self._epoch(X, target, fit_idx, optimiser, rng))
+            if len(val_idx):
+                val = self._loss(X, target, val_idx)
+                self.validation_curve_.append(val)
+                if val < best:
+                    best, self.best_epoch_ = val, epoch
+                    best_state = copy.deepcopy(self.network_.state_dict())
+                elif epoch - self.best_epoch_ >= self.patience:
+                    break
+            else:
+                self.best_epoch_ = epoch
+            epochs.set_postfix(loss=f"{self.loss_curve_[-1]:.3f}", best=self.best_epoch_ + 1)
+        if best_state is not None:
+            self.network_.load_state_dict(best_state)
         self.network_.eval()
         return self
 
-    def _batches(self, X: WordSequences, head: bool) -> np.ndarray:
+    def _epoch(
+        self,
+        X: WordSequences,
+        target: torch.Tensor,
+        songs: np.ndarray,
+        optimiser: torch.optim.Optimizer,
+        rng: np.random.Generator,
+    ) -> float:
+        """One pass over random crops of `songs`; returns the mean training loss."""
+        self.network_.train()
+        chosen = [X.words[i] for i in songs]
+        lo, hi = self.crop_words or (max(s.shape[-1] for s in chosen),) * 2
+        examples, owner = random_crops(chosen, self.crops_per_song, lo, hi, rng)
+        order = rng.permutation(len(examples))
+        total = 0.0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            words, lengths = pad_batch([examples[i] for i in idx])
+            labels = target[songs[owner[idx]]]
+            loss = torch.nn.functional.cross_entropy(self.network_(words, lengths), labels)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(idx)
+        self.network_.eval()
+        return total / len(examples)
+
+    def _loss(self, X: WordSequences, target: torch.Tensor, songs: np.ndarray) -> float:
+        """Mean cross-entropy of whole `songs`."""
+        proba = torch.from_numpy(self._batches([X.words[i] for i in songs], head=True))
+        return float(torch.nn.functional.nll_loss(proba.clamp(min=1e-12).log(), target[songs]))
+
+    def _batches(self, songs: Sequence[np.ndarray], head: bool) -> np.ndarray:
+        """Mean over views of the softmax (head) or of the representation of each song."""
         check_is_fitted(self, "network_")
+        net = self.network_
         out = []
         with torch.no_grad():
-            for start in range(0, len(X), 64):
-                words, lengths = pad_batch(X.words[start : start + 64])
-                net = self.network_
-                out.append((net(words, lengths) if head else net.represent(words, lengths)).numpy())
+            for start in range(0, len(songs), 64):
+                batch = songs[start : start + 64]
+                total = 0
+                for view in range(batch[0].shape[0]):
+                    words, lengths = pad_batch([s[view] for s in batch])
+                    scores = net(words, lengths).softmax(1) if head else net.represent(words, lengths)
+                    total = total + scores
+                out.append((total / batch[0].shape[0]).numpy())
         return np.concatenate(out)
 
     def decision_function(self, X: WordSequences) -> np.ndarray:
-        """Class scores before the softmax, (n_songs, n_classes)."""
-        return self._batches(X, head=True)
+        """Log-probabilities (n_songs, n_classes), columns in `classes_` order."""
+        return np.log(np.maximum(self.predict_proba(X), 1e-12))
 
     def predict_proba(self, X: WordSequences) -> np.ndarray:
-        """Softmax probabilities (n_songs, n_classes), columns in `classes_` order."""
-        return torch.softmax(torch.from_numpy(self.decision_function(X)), dim=1).numpy()
+        """Softmax probabilities averaged over views (n_songs, n_classes), `classes_` order."""
+        return self._batches(X.words, head=True)
 
     def predict(self, X: WordSequences) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def transform(self, X: WordSequences) -> np.ndarray:
         """Song-level representations, float32 (n_songs, hidden_units[-1])."""
-        return self._batches(X, head=False)
+        return self._batches(X.words, head=False)

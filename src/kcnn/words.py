@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from kcnn.extraction import Features
+from kcnn.features import split_views
 
 
 def segments(frames: np.ndarray, n_frames: int) -> np.ndarray:
@@ -45,7 +46,8 @@ class Whitening:
 class WordSequences:
     """Songs as audio words, with the codebook they were drawn from.
 
-    words[i]: int64 array (n_types, n_segments_i) of word indices in [0, n_words);
+    words[i]: int64 array (n_views, n_types, n_segments_i) of word indices in [0, n_words),
+    view 0 the song as heard, the others band-limited copies (see `split_views`);
     centroids[t]: float32 array (n_words, n_components_t), the codebook of type t.
     """
 
@@ -61,7 +63,8 @@ class AudioWords(TransformerMixin, BaseEstimator):
     """Frame features -> audio-word sequences, one codebook per feature type.
 
     Fitted on the training songs only: segments of `segment_frames` frames, PCA
-    whitening to `n_components` dimensions, k-means with `n_words` centroids.
+    whitening to `n_components` dimensions, k-means with `n_words` centroids, on the
+    segments of every view of the songs (the song as heard and its band-limited views).
     At most `max_fit_segments` segments (drawn at random) per type enter the fit.
     """
 
@@ -92,11 +95,12 @@ class AudioWords(TransformerMixin, BaseEstimator):
         if len(X) == 0:
             raise ValueError("AudioWords.fit needs at least one song")
         rng = np.random.default_rng(self.random_state)
-        self.types_ = tuple(X[0])
+        every_view = [view for song in X for view in split_views(song)]
+        self.types_ = tuple(every_view[0])
         self.whitening_: dict[str, Whitening] = {}
         self.centroids_: dict[str, np.ndarray] = {}
         for name in self.types_:
-            data = np.concatenate([segments(song[name], self.segment_frames) for song in X])
+            data = np.concatenate([segments(v[name], self.segment_frames) for v in every_view])
             if len(data) > self.max_fit_segments:
                 data = data[rng.choice(len(data), self.max_fit_segments, replace=False)]
             n_comp = min(self.n_components, data.shape[1], len(data))
@@ -115,11 +119,15 @@ class AudioWords(TransformerMixin, BaseEstimator):
         return self
 
     def encode(self, song: Features) -> np.ndarray:
-        """One song's features -> int64 word indices (n_types, n_segments)."""
+        """One song's features -> int64 word indices (n_views, n_types, n_segments)."""
         check_is_fitted(self, "centroids_")
+        return np.stack([self._encode_view(view) for view in split_views(song)])
+
+    def _encode_view(self, view: Features) -> np.ndarray:
+        """One view's features -> int64 word indices (n_types, n_segments)."""
         rows = []
         for name in self.types_:
-            white = self.whitening_[name](segments(song[name], self.segment_frames))
+            white = self.whitening_[name](segments(view[name], self.segment_frames))
             rows.append(pairwise_distances_argmin(white, self.centroids_[name]))
         return np.stack(rows).astype(np.int64)
 

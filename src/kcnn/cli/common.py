@@ -13,7 +13,7 @@ from kcnn.audio import MAX_DURATION
 from kcnn.cache import FeatureCache, default_cache_dir
 from kcnn.errors import KcnnError
 from kcnn.extraction import BatchResult, extract_batch
-from kcnn.features import FeatureSettings
+from kcnn.features import DEFAULT_SETTINGS, FeatureSettings
 
 FEATURE_SETS = {"all": ("mel", "sfm", "scf")}
 
@@ -41,6 +41,11 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
 def fraction(text: str) -> float:
     """argparse type: a number from 0 up to, not including, 1."""
     return _number(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
@@ -56,25 +61,47 @@ def parse_types(text: str) -> tuple[str, ...]:
     return tuple(types)
 
 
+def frequency_or_full(text: str) -> float | None:
+    """argparse type: a frequency in Hz (> 0), or "full" for half the sample rate."""
+    return None if text.lower() == "full" else positive_float(text)
+
+
 def add_feature_options(parser: argparse.ArgumentParser) -> None:
-    """--features, --n-mels and --fmax."""
+    """--features, --n-mels, --fmax and --band-limits."""
+    d = DEFAULT_SETTINGS
     parser.add_argument(
         "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
     )
-    parser.add_argument("--n-mels", type=positive_int, default=40, help="mel bands (default 40)")
+    parser.add_argument(
+        "--n-mels", type=positive_int, default=d.n_mels, help=f"mel bands (default {d.n_mels})"
+    )
     parser.add_argument(
         "--fmax",
+        type=frequency_or_full,
+        default=d.fmax,
+        help=f"highest frequency (Hz) the features use, or 'full' (default {d.fmax:g}: "
+        "copies sampled at 16 kHz give the same features)",
+    )
+    parser.add_argument(
+        "--band-limits",
         type=positive_float,
-        default=None,
-        help="highest frequency (Hz) the features use (default: half the sample rate; "
-        "3800 makes a model work on 8 kHz copies too)",
+        nargs="*",
+        default=list(d.band_limits),
+        help="also learn and predict from the song low-passed at these frequencies (Hz), "
+        f"so that band-limited copies get the same answers (default {' '.join(map(str, d.band_limits))}; "
+        "none: give the option without values)",
     )
 
 
 def feature_settings(args: argparse.Namespace) -> FeatureSettings:
     """The feature settings given by `add_feature_options`; a bad value is a KcnnError."""
     try:
-        return FeatureSettings(types=parse_types(args.features), n_mels=args.n_mels, fmax=args.fmax)
+        return FeatureSettings(
+            types=parse_types(args.features),
+            n_mels=args.n_mels,
+            fmax=args.fmax,
+            band_limits=tuple(args.band_limits),
+        )
     except ValueError as err:
         raise KcnnError(str(err)) from err
 

@@ -1,4 +1,5 @@
-"""`kcnn train DATA --out MODEL`: learn words, KCNN and SVM; report held-out accuracy."""
+"""`kcnn train DATA --out MODEL`: learn words, KCNN and SVM; report held-out accuracy, then
+fit the model written on every song given."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kcnn.cli.common import (
     extract_or_fail,
     feature_settings,
     fraction,
+    non_negative_float,
     positive_float,
     positive_int,
     report_skipped,
@@ -40,6 +42,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.add_argument(
         "--test-size", type=fraction, default=0.2, help="held-out fraction (default 0.2; 0: none)"
+    )
+    p.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="write the model fitted without the held-out part (default: after reporting "
+        "held-out accuracy, fit the model written on every song)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the split, codebook and network")
     add_cache_options(p)
@@ -90,7 +98,47 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         help="SGD learning rate",
     )
     p.add_argument(
+        "--lookup-learning-rate",
+        type=non_negative_float,
+        default=d_net.lookup_learning_rate,
+        help="SGD learning rate of the lookup tables",
+    )
+    p.add_argument(
         "--freeze-lookup", action="store_true", help="keep the lookup tables at the centroids (ULT)"
+    )
+    p.add_argument(
+        "--dynamic-k",
+        action="store_true",
+        help="k-max pooling after every lower convolution, k by song length",
+    )
+    p.add_argument(
+        "--dropout", type=fraction, default=d_net.dropout, help="dropout rate of the hidden layers"
+    )
+    p.add_argument(
+        "--crop-words",
+        type=positive_int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=list(d_net.crop_words),
+        help="lengths (audio words) of the random crops of songs trained on",
+    )
+    p.add_argument(
+        "--crops-per-song",
+        type=positive_int,
+        default=d_net.crops_per_song,
+        help="random crops of every song per epoch",
+    )
+    p.add_argument(
+        "--patience",
+        type=positive_int,
+        default=d_net.patience,
+        help="stop after this many epochs without a better validation loss",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=fraction,
+        default=d_net.validation_fraction,
+        help="part of the training songs held out for early stopping (0: none)",
     )
     p.add_argument("--svm-c", type=positive_float, default=10.0, help="C of the RBF SVM")
 
@@ -109,13 +157,20 @@ def build_model(args: argparse.Namespace) -> MusicModel:
         hidden_units=tuple(args.hidden_units),
         epochs=args.epochs,
         learning_rate=args.learning_rate,
+        lookup_learning_rate=args.lookup_learning_rate,
         freeze_embeddings=args.freeze_lookup,
+        dynamic_k=args.dynamic_k,
+        dropout=args.dropout,
+        crop_words=tuple(args.crop_words),
+        crops_per_song=args.crops_per_song,
+        patience=args.patience,
+        validation_fraction=args.validation_fraction,
         random_state=args.seed,
         progress=not args.quiet,
     )
     fs = feature_settings(args)
-    features = FeatureExtractor(
-        types=fs.types, n_mels=fs.n_mels, fmax=fs.fmax, min_frames=args.segment_frames
+    features = FeatureExtractor.from_settings(
+        fs, min_frames=args.segment_frames, max_duration=args.max_duration * 60
     )
     return MusicModel(
         make_pipeline(features, words, kcnn, SVMClassifier(C=args.svm_c, random_state=args.seed))
@@ -147,16 +202,22 @@ def run(args: argparse.Namespace) -> int:
         labels = songs.labels
     print(f"training on {len(features)} songs, {len(set(labels))} labels")
     model.fit(features, labels)
-    model.save(args.out)
-    print(f"model written to {args.out}")
     if held_out is not None:
         for classifier in CLASSIFIERS:
             report = score(held_out[1], model.predict(held_out[0], classifier), model.classes)
-            print(f"\nheld-out ({classifier}): ", end="")
+            print(f"held-out ({classifier}): ", end="")
             print(
                 format_score(report)
                 if classifier == "svm"
-                else f"accuracy: {report['accuracy']:.3f}"
+                else f"accuracy: {report['accuracy']:.3f}\n"
             )
+        if not args.no_refit:
+            print(f"fitting the final model on all {len(songs)} songs")
+            model = build_model(args).fit(batch.features, songs.labels)
+    model.save(args.out)
+    print(
+        f"model written to {args.out}: fitted on {model.n_songs} songs"
+        + (" (the held-out part not included)" if held_out and args.no_refit else "")
+    )
     report_skipped(batch)
     return 0
