@@ -23,7 +23,7 @@ def test_failed_directory_write_leaves_the_old_directory(tmp_path):
         (tmp / "settings.json").write_text("new")
         raise RuntimeError("killed")
     assert (target / "settings.json").read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]
 
 
 def test_directory_write_replaces_the_old_directory(tmp_path):
@@ -33,7 +33,7 @@ def test_directory_write_replaces_the_old_directory(tmp_path):
     with atomic_directory(target) as tmp:
         (tmp / "settings.json").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["settings.json"]
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
