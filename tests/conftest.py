@@ -14,7 +14,6 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("KCNN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
 
 
-
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A tiny model trained on 3 clips each of blues and metal: (manifest, model, cache)."""

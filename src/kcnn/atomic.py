@@ -207,6 +207,8 @@ def atomic_directory(path: str | Path, kind: OutputKind | None = None) -> Iterat
     failure at any point, or a kill at any instant, leaves the previous folder intact.
     """
     path = Path(path)
+    if kind is not None:
+        kind.check(path)  # before a lock file is made beside it, and again under the lock
     with writer_lock(path):
         if kind is not None:
             kind.check(path)
