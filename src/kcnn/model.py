@@ -151,14 +151,16 @@ class MusicModel:
                 f"this kcnn {__version__} reads format {FORMAT_VERSION}: retrain the model"
             )
         with damaged(settings_file, ModelError):
-            _check_settings(settings)
+            config = _check_settings(settings)
             words = AudioWords(**settings["words"])
             words.types_ = tuple(settings["feature_types"])
             params = settings["kcnn"]
-            params.update((k, tuple(params[k])) for k in ("conv_units", "hidden_units"))
+            params.update(
+                (k, tuple(params[k])) for k in ("conv_units", "hidden_units") if k in params
+            )
             kcnn = KCNNClassifier(**params)
             kcnn.classes_ = np.asarray(settings["classes"])
-            kcnn.network_ = KCNN(KCNNConfig.from_dict(settings["network"]))
+            kcnn.network_ = KCNN(config)
             fs = FeatureSettings.from_dict(settings["features"])
         _load_codebook(path / "codebook.npz", words, kcnn.network_.config)
         weights_file = path / "network.safetensors"
@@ -210,28 +212,31 @@ def _check_value(name: str, value: Any, example: Any) -> None:
         if not _same_type(value, example):
             raise ValueError(f"{name} is {value!r}, not of the type of {example!r}")
         return
-    if not isinstance(value, dict) or set(value) != set(example):
-        raise ValueError(f"{name} is {value!r}, not an object with the fields {sorted(example)}")
-    for key, item in example.items():
-        _check_value(f"{name}.{key}", value[key], item)
+    if not isinstance(value, dict) or not set(value) <= set(example):
+        raise ValueError(f"{name} is {value!r}, not an object of fields among {sorted(example)}")
+    for key, item in value.items():
+        _check_value(f"{name}.{key}", item, example[key])
 
 
-def _check_settings(settings: dict[str, Any]) -> None:
-    """Raise ValueError naming the first field of settings.json that is wrong."""
+def _check_settings(settings: dict[str, Any]) -> KCNNConfig:
+    """The network's shape; raises ValueError naming the first field of settings that is wrong.
+
+    A field left out of features, words, kcnn or network takes its default value.
+    """
     for name, example in _settings_examples().items():
         _check_value(name, settings.get(name), example)
     classes, types = settings["classes"], settings["feature_types"]
-    network = settings["network"]
+    config = KCNNConfig.from_dict(settings["network"])
     if len(classes) < 2 or len(set(classes)) != len(classes):
         raise ValueError(f"classes {classes} are not two or more distinct labels")
     if not types or len(set(types)) != len(types) or not set(types) <= set(FEATURE_TYPES):
         raise ValueError(f"feature_types {types} are not distinct feature types")
-    if network["n_classes"] != len(classes) or len(network["n_words"]) != len(types):
+    if config.n_classes != len(classes) or len(config.n_words) != len(types):
         raise ValueError("network does not match classes and feature_types")
-    layers = ("n_words", "embed_dims", "conv_units", "hidden_units")
-    sizes = [network[n] for n in ("window", "k")] + [s for n in layers for s in network[n]]
-    if min(sizes) < 1 or not all(network[n] for n in layers):
+    layers = (config.n_words, config.embed_dims, config.conv_units, config.hidden_units)
+    if not all(layers) or min(config.window, config.k, *(n for layer in layers for n in layer)) < 1:
         raise ValueError("network has layers of no size")
+    return config
 
 
 def _load_codebook(file: Path, words: AudioWords, config: KCNNConfig) -> None:
