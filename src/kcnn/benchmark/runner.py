@@ -144,7 +144,8 @@ def run_benchmark(
     """Run (or resume) the benchmark of `data` and write its report to the folder `out`.
 
     cache_dir: feature cache folder (None: no cache). notify: called with each note for
-    the user (files left out or skipped), as soon as it is known.
+    the user (files left out or skipped), as soon as it is known. `out` must be free or
+    hold a report (`REPORT.check`); runs on one report take turns (`writer_lock`).
     """
     out = Path(out)
     REPORT.check(out)
