@@ -27,7 +27,8 @@ from kcnn.model import MusicModel
 
 
 def kcnn(*args: object, kill_after: str | None = None) -> subprocess.Popen:
-    """Start `kcnn ARGS` (stderr to a pipe); with `kill_after`, it kills itself at that step."""
+    """Start `kcnn ARGS` (stderr to a pipe); with `kill_after`, it kills itself right after
+    that publishing step."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if kill_after:
         env["KCNN_KILL_AFTER"] = kill_after
@@ -43,6 +44,11 @@ def kcnn(*args: object, kill_after: str | None = None) -> subprocess.Popen:
 def finish(process: subprocess.Popen) -> tuple[int, str]:
     _, err = process.communicate(timeout=120)
     return process.returncode, err
+
+
+def waits(process: subprocess.Popen) -> bool:
+    """Read the process's standard error until it says it waits for the lock (True) or ends."""
+    return any("waiting for another run" in line for line in process.stderr)
 
 
 def leftovers(path: Path) -> list[str]:
@@ -96,8 +102,7 @@ def test_concurrent_index_runs_lose_no_song(tiny_model, tmp_path):
             runs = [
                 kcnn("index", model, *b, "--out", index, "--cache", cache, "-q") for b in batches
             ]
-            waiting = [run.stderr.readline() for run in runs]
-        assert all("waiting for another run" in line for line in waiting), waiting
+            assert all(waits(run) for run in runs)
         for run in runs:
             code, err = finish(run)
             assert code == 0 and "Traceback" not in err, err
