@@ -178,12 +178,13 @@ class MusicModel:
 
 
 def _settings_examples() -> dict[str, Any]:
-    """A value of the right type for each field of settings.json but format_version."""
+    """A value of the right type for each field of settings.json but format_version (see
+    `_same_type`: a random_state is a number or null)."""
     return {
         "kcnn_version": __version__,
         "features": FeatureSettings().to_dict(),
-        "words": AudioWords().get_params(),
-        "kcnn": KCNNClassifier().get_params(),
+        "words": {**AudioWords().get_params(), "random_state": None},
+        "kcnn": {**KCNNClassifier().get_params(), "random_state": None},
         "network": KCNNConfig(n_words=(1,), embed_dims=(1,), n_classes=2).to_dict(),
         "classes": ["label"],
         "feature_types": ["mel"],
