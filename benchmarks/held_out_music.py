@@ -105,10 +105,14 @@ def main() -> None:
             model_dir = Path(tmp) / f"model-{seed}"
             times.append(train(seed, model_dir, args.extra))
             model = MusicModel.load(model_dir)
-            sets = {k: features(v, model.feature_settings, model.min_frames) for k, v in paths.items()}
+            sets = {
+                k: features(v, model.feature_settings, model.min_frames) for k, v in paths.items()
+            }
             for classifier in ("svm", "softmax"):
                 name = "kcnn, SVM" if classifier == "svm" else "kcnn, softmax"
-                results[name].append(scores(lambda s, c=classifier: model.predict(s, c), sets, truth))
+                results[name].append(
+                    scores(lambda s, c=classifier, m=model: m.predict(s, c), sets, truth)
+                )
             print(f"seed {seed}: trained in {times[-1]:.0f} s", file=sys.stderr)
     columns = list(results["MFCC statistics + SVM"][0])
     print(

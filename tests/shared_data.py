@@ -7,6 +7,9 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GTZAN_MINI = SHARED / "gtzan-mini"
 SPLITS = SHARED / "gtzan-splits"
+TINY_MODEL = ["--test-size", "0", "--words", "16", "--epochs", "2", "--conv-units", "20"]
+TINY_MODEL += ["--hidden-units", "10", "-q"]
+"""`kcnn train` options of a model that trains in a second or two."""
 
 
 def write_manifest(path: Path, clips: list[Path]) -> Path:

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from kcnn.atomic import atomic_directory, atomic_file
+from kcnn.atomic import atomic_directory, atomic_file, restore
 
 
 def test_failed_file_write_leaves_the_old_file(tmp_path):
@@ -23,7 +23,7 @@ def test_failed_directory_write_leaves_the_old_directory(tmp_path):
         (tmp / "settings.json").write_text("new")
         raise RuntimeError("killed")
     assert (target / "settings.json").read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]
 
 
 def test_directory_write_replaces_the_old_directory(tmp_path):
@@ -33,7 +33,7 @@ def test_directory_write_replaces_the_old_directory(tmp_path):
     with atomic_directory(target) as tmp:
         (tmp / "settings.json").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["settings.json"]
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
@@ -47,3 +47,15 @@ def test_written_files_get_the_usual_permissions(tmp_path):
         os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_folder_set_aside_by_a_killed_run_is_put_back(tmp_path):
+    aside = tmp_path / ".model.abcd1234.old" / "previous"
+    aside.mkdir(parents=True)
+    (aside / "settings.json").write_text("old")
+    (tmp_path / ".model.efgh5678.tmp").mkdir()
+    (tmp_path / ".other.abcd1234.tmp").mkdir()  # another output's
+    restore(tmp_path / "model")
+    assert (tmp_path / "model" / "settings.json").read_text() == "old"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".model.lock", ".other.abcd1234.tmp", "model"]

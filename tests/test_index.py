@@ -93,7 +93,7 @@ def test_save_and_load_round_trip(index, tmp_path):
     assert [n.row for n in again.search(vectors[3:4], 4)[0]] == [
         n.row for n in songs.search(vectors[3:4], 4)[0]
     ]
-    assert not list(tmp_path.glob(".idx*")), "temporary folders left behind"
+    assert [p.name for p in tmp_path.glob(".idx*")] == [".idx.lock"], "temporaries left behind"
 
 
 def test_large_indexes_are_searched_through_a_saved_hnsw_graph(tmp_path):
@@ -122,6 +122,49 @@ def test_broken_or_foreign_indexes_are_refused_in_one_line(index, tmp_path):
     np.save(tmp_path / "idx" / "vectors.npy", np.zeros((2, DIM), np.float32))
     with pytest.raises(KcnnError, match="damaged"):
         SongIndex.load(tmp_path / "idx")
+
+
+def edit_meta(change):
+    def tamper(folder):
+        meta = json.loads((folder / "index.json").read_text())
+        change(meta)
+        (folder / "index.json").write_text(json.dumps(meta))
+
+    return tamper
+
+
+def with_nan(folder):
+    vectors = np.load(folder / "vectors.npy")
+    vectors[0, 0] = np.nan
+    np.save(folder / "vectors.npy", vectors)
+
+
+DAMAGED = {
+    "index.json []": ("index.json", lambda f: (f / "index.json").write_text("[]")),
+    "index.json not UTF-8": ("index.json", lambda f: (f / "index.json").write_bytes(b"\xff{")),
+    "index.json dim '8'": ("index.json", edit_meta(lambda m: m.update(dim="8"))),
+    "index.json songs null": ("index.json", edit_meta(lambda m: m.update(songs=None))),
+    "index.json size '5'": ("index.json", edit_meta(lambda m: m["songs"][0].update(size="5"))),
+    "index.json song twice": ("index.json", edit_meta(lambda m: m["songs"].append(m["songs"][0]))),
+    "index.json no model": ("index.json", edit_meta(lambda m: m.pop("model"))),
+    "vectors.npy truncated": (
+        "vectors.npy",
+        lambda f: (f / "vectors.npy").write_bytes((f / "vectors.npy").read_bytes()[:100]),
+    ),
+    "vectors.npy NaN": ("vectors.npy", with_nan),
+    "positions.npy empty": ("positions.npy", lambda f: (f / "positions.npy").write_bytes(b"")),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED)
+def test_a_damaged_index_is_a_one_line_error_naming_the_file(index, tmp_path, case):
+    index[0].save(tmp_path / "idx")
+    name, tamper = DAMAGED[case]
+    tamper(tmp_path / "idx")
+    with pytest.raises(KcnnError) as refused:
+        SongIndex.load(tmp_path / "idx")
+    message = str(refused.value)
+    assert "\n" not in message and f"{tmp_path / 'idx' / name}: damaged" in message, message
 
 
 def test_model_fingerprint_follows_the_files_that_make_representations(tmp_path):

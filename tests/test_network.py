@@ -59,7 +59,13 @@ def test_learns_a_separable_toy_task_and_is_repeatable():
         y.append("up" if i % 2 else "down")
     X = WordSequences(songs, ("mel",), cents)
     kw = dict(
-        conv_units=(16,), hidden_units=(8,), epochs=30, random_state=3, crop_words=None, patience=None
+        conv_units=(16,),
+        hidden_units=(8,),
+        epochs=30,
+        random_state=3,
+        crop_words=(15, 15),
+        crops_per_song=1,
+        patience=None,
     )
     first = KCNNClassifier(**kw).fit(X, y)
     assert (first.predict(X) == np.asarray(y)).mean() == 1.0
@@ -94,8 +100,14 @@ def test_early_stopping_keeps_the_best_epoch():
     X = WordSequences([rng.integers(0, 20, size=(1, 1, 30)) for _ in range(60)], ("mel",), cents)
     y = rng.choice(["a", "b", "c"], size=60)
     net = KCNNClassifier(
-        conv_units=(32,), hidden_units=(16,), epochs=25, patience=25, dropout=0.0,
-        learning_rate=0.2, validation_fraction=0.3, random_state=1,
+        conv_units=(32,),
+        hidden_units=(16,),
+        epochs=25,
+        patience=25,
+        dropout=0.0,
+        learning_rate=0.2,
+        validation_fraction=0.3,
+        random_state=1,
     ).fit(X, y)
     curve = net.validation_curve_
     assert len(curve) == 25 and net.best_epoch_ == int(np.argmin(curve))

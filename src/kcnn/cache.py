@@ -1,4 +1,9 @@
-"""An on-disk cache of frame features, one file per song and feature settings."""
+"""An on-disk cache of frame features, one file per song and feature settings.
+
+The cache folder holds CACHEDIR.TAG (the cache directory tag that backup tools know) and
+entries `xx/<sha256>.npz`; temporary files are written in a `Staging` folder inside it,
+which a later run removes if the run that wrote them was killed.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kcnn.atomic import atomic_file
+from kcnn.atomic import OutputKind, Staging, atomic_file, write_text
 from kcnn.features import FeatureSettings
+
+TAG = "CACHEDIR.TAG"
+SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+"""The first line of a cache directory tag (https://bford.info/cachedir/)."""
 
 
 def default_cache_dir() -> Path:
@@ -20,6 +29,20 @@ def default_cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "kcnn" / "features"
+
+
+def is_cache(folder: Path) -> bool:
+    """True if `folder` is a feature cache: tagged, or of entry folders only (untagged, older)."""
+    if (folder / TAG).is_file():
+        return (folder / TAG).read_bytes().startswith(SIGNATURE.encode())
+    if not folder.is_dir():
+        return False
+    names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+    hexdigits = set("0123456789abcdef")
+    return bool(names) and all(len(n) == 2 and set(n) <= hexdigits for n in names)
+
+
+CACHE = OutputKind("kcnn feature cache", is_cache)
 
 
 class FeatureCache:
@@ -32,6 +55,7 @@ class FeatureCache:
         self.directory = Path(directory)
         self.settings = settings
         self._settings_key = json.dumps(settings.to_dict(), sort_keys=True)
+        self._staging: Staging | None = None
 
     def _entry(self, path: Path) -> Path:
         stat = path.stat()
@@ -51,5 +75,9 @@ class FeatureCache:
     def put(self, path: str | Path, features: dict[str, np.ndarray]) -> None:
         """Store the features of `path` (written atomically)."""
         entry = self._entry(Path(path))
-        with atomic_file(entry) as tmp, tmp.open("wb") as handle:
+        if self._staging is None:
+            self._staging = Staging(self.directory)
+            if not (self.directory / TAG).is_file():
+                write_text(self.directory / TAG, f"{SIGNATURE}\n# kcnn's cache of frame features\n")
+        with atomic_file(entry, self._staging.folder) as tmp, tmp.open("wb") as handle:
             np.savez(handle, **features)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -26,3 +28,15 @@ class AudioError(KcnnError):
 
 class ModelError(KcnnError):
     """A saved model that cannot be loaded (missing, corrupt or of another version)."""
+
+
+@contextlib.contextmanager
+def damaged(file: str | Path, error: type[KcnnError] = KcnnError) -> Iterator[None]:
+    """Report any failure inside as one line `error`: `file` is damaged, and why."""
+    try:
+        yield
+    except KcnnError:
+        raise
+    except Exception as err:
+        cause = " ".join(str(err).split())[:300] or type(err).__name__
+        raise error(f"{file}: damaged ({cause})") from err

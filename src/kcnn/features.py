@@ -78,7 +78,9 @@ class FeatureSettings:
         object.__setattr__(self, "band_limits", limits)
         top = self.fmax or self.sr / 2
         if any(not 0 < f < top for f in limits) or len(set(limits)) != len(limits):
-            raise ValueError(f"band limits must be distinct and lie in (0, {top:g}) Hz, got {limits}")
+            raise ValueError(
+                f"band limits must be distinct and lie in (0, {top:g}) Hz, got {limits}"
+            )
         if {"sfm", "scf"} & set(types) and not marsyas_bands(self.sr, self.n_fft, self.fmax):
             raise ValueError(
                 f"no Marsyas sub-band fits below {self.fmax or self.sr / 2:g} Hz at sr={self.sr} Hz"

@@ -29,11 +29,13 @@ import faiss
 import numpy as np
 
 from kcnn import __version__
-from kcnn.atomic import atomic_directory
-from kcnn.errors import KcnnError, ModelError
+from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
+from kcnn.errors import KcnnError, ModelError, damaged
 from kcnn.maps import layout
 
 FORMAT_VERSION = 1
+INDEX = OutputKind("kcnn index", json_marker("index.json", "format_version"))
+"""An index folder: index.json holds a format_version."""
 EXACT_LIMIT = 100_000
 """Largest index searched exactly; a larger one is searched through an HNSW graph. Exact
 search of 100,000 songs takes about 30 ms a query on 2 cores, while the graph, rebuilt
@@ -76,6 +78,14 @@ class Song:
     label: str | None
     size: int
     mtime_ns: int
+
+    def well_typed(self) -> bool:
+        """True if every field has its type (as when read from an index file)."""
+        return (
+            isinstance(self.path, str)
+            and isinstance(self.label, str | None)
+            and all(type(n) is int for n in (self.size, self.mtime_ns))
+        )
 
     @classmethod
     def of(cls, path: str | Path, label: str | None) -> Song:
@@ -217,7 +227,10 @@ class SongIndex:
         return self._search_index
 
     def save(self, path: str | Path) -> None:
-        """Write the index folder atomically, laying out the map first if songs changed."""
+        """Write the index folder atomically, laying out the map first if songs changed.
+
+        Refuses (KcnnError) to replace anything at `path` but an index (`INDEX.check`).
+        """
         if self.positions is None:
             self.positions = layout(self.comparable(self.vectors))
         meta = {
@@ -227,7 +240,7 @@ class SongIndex:
             "dim": self.dim,
             "songs": [asdict(song) for song in self.songs],
         }
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, INDEX) as tmp:
             (tmp / "index.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             np.save(tmp / "vectors.npy", self.vectors)
             np.save(tmp / "positions.npy", self.positions.astype(np.float32))
@@ -236,40 +249,53 @@ class SongIndex:
 
     @classmethod
     def load(cls, path: str | Path) -> SongIndex:
-        """Read an index folder written by `save`; raises KcnnError if it cannot."""
+        """Read an index folder written by `save`; raises a one-line KcnnError if it cannot."""
         path = Path(path)
+        restore(path)
         meta_file = path / "index.json"
         if not meta_file.is_file():
             raise KcnnError(
                 f"{path}: not a kcnn index (no index.json); build one with 'kcnn index'"
             )
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise KcnnError(f"{meta_file}: unreadable ({err})") from err
+        with damaged(meta_file):
+            meta = json.loads(meta_file.read_bytes().decode("utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("not a JSON object")
         if meta.get("format_version") != FORMAT_VERSION:
             raise KcnnError(
-                f"{path}: index format {meta.get('format_version')} "
+                f"{path}: index format {meta.get('format_version')!r} "
                 f"(kcnn {meta.get('kcnn_version', '?')}); this kcnn reads format "
                 f"{FORMAT_VERSION}: rebuild the index"
             )
-        try:
-            return cls._from_files(path, meta)
-        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise KcnnError(f"{path}: damaged index ({err})") from err
-
-    @classmethod
-    def _from_files(cls, path: Path, meta: dict) -> SongIndex:
-        index = cls(int(meta["dim"]), meta["model"]["path"], meta["model"]["fingerprint"])
-        index.songs = [Song(**song) for song in meta["songs"]]
+        with damaged(meta_file):
+            model, dim = meta["model"], meta["dim"]
+            if not (isinstance(dim, int) and dim > 0 and isinstance(model, dict)):
+                raise ValueError("no dimension or model")
+            index = cls(dim, str(model["path"]), str(model["fingerprint"]))
+            index.songs = [Song(**song) for song in meta["songs"]]
+            if not all(song.well_typed() for song in index.songs):
+                raise ValueError("songs with fields of the wrong type")
         index._rows = {song.path: row for row, song in enumerate(index.songs)}
-        index.vectors = np.load(path / "vectors.npy", allow_pickle=False)
-        index.positions = np.load(path / "positions.npy", allow_pickle=False)
+        if len(index._rows) != len(index.songs):
+            raise KcnnError(f"{meta_file}: damaged (a song listed twice)")
         n = len(index.songs)
-        if index.vectors.shape != (n, index.dim) or index.positions.shape != (n, 2):
-            raise ValueError(
-                f"{n} songs but vectors {index.vectors.shape}, positions {index.positions.shape}"
-            )
-        if (path / "hnsw.faiss").is_file():
-            index._search_index = faiss.read_index(str(path / "hnsw.faiss"))
+        index.vectors = _load_array(path / "vectors.npy", (n, dim))
+        index.positions = _load_array(path / "positions.npy", (n, 2))
+        graph = path / "hnsw.faiss"
+        if graph.is_file():
+            with damaged(graph):
+                index._search_index = faiss.read_index(str(graph))
+                if index._search_index.ntotal != n or index._search_index.d != dim:
+                    raise ValueError(f"a graph of another size than the {n} songs")
         return index
+
+
+def _load_array(file: Path, shape: tuple[int, int]) -> np.ndarray:
+    """The float array in the .npy `file`, checked to be finite and of `shape`."""
+    with damaged(file):
+        array = np.load(file, allow_pickle=False)
+        if array.shape != shape or not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{array.dtype} array of shape {array.shape}, expected {shape}")
+        if not np.isfinite(array).all():
+            raise ValueError("values that are not finite (NaN or inf)")
+    return array

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+
 def kmax_pool(
     x: torch.Tensor, k: int | torch.Tensor, lengths: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -34,10 +35,10 @@ def kmax_pool(
     picked = x.gather(-1, top.clamp(max=x.shape[-1] - 1))
     return torch.where(real, picked, torch.zeros_like(picked))
 
+
 def dynamic_k(lengths: torch.Tensor, k_top: int, layer: int, n_layers: int) -> torch.Tensor:
     """Kalchbrenner et al. (2014)'s k of pooling layer `layer` (1-based) of `n_layers`:
     max(k_top, ceil((n_layers - layer) / n_layers * length)), per item, (batch,)."""
     fraction = (n_layers - layer) / n_layers
     k = torch.ceil(lengths.to(torch.float64) * fraction).to(torch.long)
     return k.clamp(min=k_top) if fraction else torch.full_like(lengths, k_top)
-

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import safetensors.torch
 import skops.io
+import torch
 from sklearn.pipeline import Pipeline
 
 from kcnn import __version__
-from kcnn.atomic import atomic_directory
-from kcnn.errors import KcnnError, ModelError
+from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
+from kcnn.errors import KcnnError, ModelError, damaged
 from kcnn.extraction import FeatureExtractor, Features
-from kcnn.features import FeatureSettings
+from kcnn.features import FEATURE_TYPES, FeatureSettings
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords, Whitening
 
 FORMAT_VERSION = 2
+MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
+"""A model folder: settings.json holds a format_version."""
 CLASSIFIERS = ("svm", "softmax")
 _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
     "kcnn.svm.SVMClassifier",
@@ -99,7 +104,10 @@ class MusicModel:
         return self.pipeline[1:-1].transform(list(features))
 
     def save(self, path: str | Path) -> None:
-        """Write the model folder atomically: a killed save leaves the old model intact."""
+        """Write the model folder atomically: a killed save leaves the old model intact.
+
+        Refuses (KcnnError) to replace anything at `path` but a model (`MODEL.check`).
+        """
         steps = self.pipeline.named_steps
         words: AudioWords = steps["words"]
         kcnn: KCNNClassifier = steps["kcnn"]
@@ -121,7 +129,7 @@ class MusicModel:
             arrays[f"{name}/components"] = white.components
             arrays[f"{name}/scale"] = white.scale
             arrays[f"{name}/centroids"] = words.centroids_[name]
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, MODEL) as tmp:
             (tmp / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
             np.savez(tmp / "codebook.npz", **arrays)
             safetensors.torch.save_file(kcnn.network_.state_dict(), tmp / "network.safetensors")
@@ -129,49 +137,142 @@ class MusicModel:
 
     @classmethod
     def load(cls, path: str | Path) -> MusicModel:
-        """Load a model folder written by `save`; raises ModelError if it cannot."""
+        """Load a model folder written by `save`; raises a one-line ModelError if it cannot."""
         path = Path(path)
+        restore(path)
         settings_file = path / "settings.json"
         if not settings_file.is_file():
             raise ModelError(f"{path}: not a kcnn model (no settings.json)")
-        try:
-            settings = json.loads(settings_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ModelError(f"{settings_file}: unreadable ({err})") from err
-        found = settings.get("format_version")
+        with damaged(settings_file, ModelError):
+            settings = json.loads(settings_file.read_bytes().decode("utf-8"))
+            if not isinstance(settings, dict):
+                raise ValueError("not a JSON object")
+            found = settings.get("format_version")
+            _check_value("format_version", found, FORMAT_VERSION)
         if found != FORMAT_VERSION:
             raise ModelError(
                 f"{path}: model format {found} (kcnn {settings.get('kcnn_version', '?')}); "
                 f"this kcnn {__version__} reads format {FORMAT_VERSION}: retrain the model"
             )
-        try:
-            return cls._from_files(path, settings)
-        except (OSError, KeyError, ValueError, RuntimeError) as err:
-            raise ModelError(f"{path}: damaged model ({err})") from err
-
-    @classmethod
-    def _from_files(cls, path: Path, settings: dict) -> MusicModel:
-        words = AudioWords(**settings["words"])
-        words.types_ = tuple(settings["feature_types"])
-        with np.load(path / "codebook.npz", allow_pickle=False) as arrays:
-            words.whitening_ = {
-                n: Whitening(arrays[f"{n}/mean"], arrays[f"{n}/components"], arrays[f"{n}/scale"])
-                for n in words.types_
-            }
-            words.centroids_ = {n: arrays[f"{n}/centroids"] for n in words.types_}
-        params = settings["kcnn"]
-        params.update((k, tuple(params[k])) for k in ("conv_units", "hidden_units") if k in params)
-        kcnn = KCNNClassifier(**params)
-        kcnn.classes_ = np.asarray(settings["classes"])
-        kcnn.network_ = KCNN(KCNNConfig.from_dict(settings["network"]))
-        kcnn.network_.load_state_dict(safetensors.torch.load_file(path / "network.safetensors"))
+        with damaged(settings_file, ModelError):
+            config = _check_settings(settings)
+            words = AudioWords(**settings["words"])
+            words.types_ = tuple(settings["feature_types"])
+            params = settings["kcnn"]
+            params.update(
+                (k, tuple(params[k])) for k in ("conv_units", "hidden_units") if k in params
+            )
+            kcnn = KCNNClassifier(**params)
+            kcnn.classes_ = np.asarray(settings["classes"])
+            kcnn.network_ = KCNN(config)
+            fs = FeatureSettings.from_dict(settings["features"])
+        _load_codebook(path / "codebook.npz", words, kcnn.network_.config)
+        weights_file = path / "network.safetensors"
+        with damaged(weights_file, ModelError):
+            weights = safetensors.torch.load_file(weights_file)
+            if not all(torch.isfinite(w).all() for w in weights.values()):
+                raise ValueError("weights that are not finite (NaN or inf)")
+            kcnn.network_.load_state_dict(weights)
         kcnn.network_.eval()
-        svm_file = path / "svm.skops"
-        untrusted = skops.io.get_untrusted_types(file=svm_file)
+        svm = _load_svm(path / "svm.skops", settings["classes"], kcnn.network_.config)
+        features = FeatureExtractor.from_settings(fs, min_frames=words.segment_frames)
+        return cls(make_pipeline(features, words, kcnn, svm), settings["training_songs"])
+
+
+def _settings_examples() -> dict[str, Any]:
+    """A value of the right type for each field of settings.json but format_version (see
+    `_same_type`: a random_state, fmax and patience are a number or null)."""
+    return {
+        "kcnn_version": __version__,
+        "features": {**FeatureSettings().to_dict(), "fmax": None},
+        "words": {**AudioWords().get_params(), "random_state": None},
+        "kcnn": {**KCNNClassifier().get_params(), "random_state": None, "patience": None},
+        "network": KCNNConfig(n_words=(1,), embed_dims=(1,), n_classes=2).to_dict(),
+        "classes": ["label"],
+        "feature_types": ["mel"],
+        "training_songs": 1,
+    }
+
+
+def _same_type(value: Any, example: Any) -> bool:
+    """True if `value` (read from JSON) has the type of `example`; None stands for a number
+    or null, a list or tuple for a list of items like its first."""
+    if isinstance(example, bool) or isinstance(value, bool):
+        return isinstance(example, bool) and isinstance(value, bool)
+    if isinstance(example, int):
+        return isinstance(value, int)
+    if isinstance(example, float) or example is None:
+        return (example is None and value is None) or (
+            isinstance(value, int | float) and math.isfinite(value)
+        )
+    if isinstance(example, list | tuple):
+        return isinstance(value, list) and all(_same_type(v, example[0]) for v in value)
+    return isinstance(value, type(example))
+
+
+def _check_value(name: str, value: Any, example: Any) -> None:
+    """Raise ValueError unless `value` has the type of `example` (field by field for a dict)."""
+    if not isinstance(example, dict):
+        if not _same_type(value, example):
+            raise ValueError(f"{name} is {value!r}, not of the type of {example!r}")
+        return
+    if not isinstance(value, dict) or not set(value) <= set(example):
+        raise ValueError(f"{name} is {value!r}, not an object of fields among {sorted(example)}")
+    for key, item in value.items():
+        _check_value(f"{name}.{key}", item, example[key])
+
+
+def _check_settings(settings: dict[str, Any]) -> KCNNConfig:
+    """The network's shape; raises ValueError naming the first field of settings that is wrong.
+
+    A field left out of features, words, kcnn or network takes its default value.
+    """
+    for name, example in _settings_examples().items():
+        _check_value(name, settings.get(name), example)
+    classes, types = settings["classes"], settings["feature_types"]
+    config = KCNNConfig.from_dict(settings["network"])
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes {classes} are not two or more distinct labels")
+    if not types or len(set(types)) != len(types) or not set(types) <= set(FEATURE_TYPES):
+        raise ValueError(f"feature_types {types} are not distinct feature types")
+    if config.n_classes != len(classes) or len(config.n_words) != len(types):
+        raise ValueError("network does not match classes and feature_types")
+    layers = (config.n_words, config.embed_dims, config.conv_units, config.hidden_units)
+    if not all(layers) or min(config.window, config.k, *(n for layer in layers for n in layer)) < 1:
+        raise ValueError("network has layers of no size")
+    return config
+
+
+def _load_codebook(file: Path, words: AudioWords, config: KCNNConfig) -> None:
+    """Set `words`' whitening and centroids from `file`, checked against the network."""
+    with damaged(file, ModelError), np.load(file, allow_pickle=False) as arrays:
+        words.whitening_, words.centroids_ = {}, {}
+        for name, n_words in zip(words.types_, config.n_words, strict=True):
+            mean, components, scale, centroids = (
+                arrays[f"{name}/{part}"] for part in ("mean", "components", "scale", "centroids")
+            )
+            if not all(np.isfinite(a).all() for a in (mean, components, scale, centroids)):
+                raise ValueError(f"{name}: weights that are not finite (NaN or inf)")
+            c = len(scale)
+            if (
+                components.shape != (c, len(mean))
+                or centroids.shape != (n_words, c)
+                or scale.ndim != 1
+            ):
+                raise ValueError(f"{name}: arrays of mismatched shapes")
+            words.whitening_[name] = Whitening(mean, components, scale)
+            words.centroids_[name] = centroids
+
+
+def _load_svm(file: Path, classes: list[str], config: KCNNConfig) -> SVMClassifier:
+    """The SVM in `file`, loaded only if it holds kcnn's SVM fitted for this network."""
+    with damaged(file, ModelError):
+        untrusted = skops.io.get_untrusted_types(file=file)
         unexpected = [t for t in untrusted if t not in _SVM_TYPES]
         if unexpected:
-            raise ModelError(f"{svm_file}: holds unexpected types {unexpected}; refusing to load")
-        svm = skops.io.load(svm_file, trusted=untrusted)
-        fs = FeatureSettings.from_dict(settings["features"])
-        features = FeatureExtractor.from_settings(fs, min_frames=words.segment_frames)
-        return cls(make_pipeline(features, words, kcnn, svm), settings.get("training_songs", 0))
+            raise ModelError(f"{file}: holds unexpected types {unexpected}; refusing to load")
+        svm = skops.io.load(file, trusted=untrusted)
+        if type(svm) is not SVMClassifier:
+            raise ValueError(f"holds a {type(svm).__name__}, not kcnn's SVM")
+        svm.check_fitted(classes, config.hidden_units[-1])
+    return svm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Real
 from typing import ClassVar
 
@@ -49,6 +50,22 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = Pipeline([("scale", StandardScaler()), ("svm", calibrated)]).fit(X, y)
         self.classes_ = self.model_.classes_
         return self
+
+    def check_fitted(self, classes: Sequence[str], dim: int) -> None:
+        """Raise ValueError unless this SVM is fitted as `fit` makes it, on `dim`-dimensional
+        songs of `classes` (in that order)."""
+        model = getattr(self, "model_", None)
+        if not isinstance(model, Pipeline) or [type(step) for _, step in model.steps] != [
+            StandardScaler,
+            CalibratedClassifierCV,
+        ]:
+            raise ValueError("not an SVM fitted by kcnn")
+        check_is_fitted(model)
+        if [str(c) for c in self.classes_] != list(classes) or model.n_features_in_ != dim:
+            raise ValueError(
+                f"an SVM of {len(self.classes_)} classes on {model.n_features_in_} dimensions, "
+                f"not of the model's {len(classes)} classes on {dim}"
+            )
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n_songs, n_classes), columns in `classes_` order."""

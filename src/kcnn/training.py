@@ -89,7 +89,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "crops_per_song": [Interval(Integral, 1, None, closed="left")],
-        "crop_words": [tuple, list, None],
+        "crop_words": [tuple, list],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "progress": ["boolean"],
@@ -112,7 +112,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         patience: int | None = 10,
         validation_fraction: float = 0.15,
         crops_per_song: int = 8,
-        crop_words: tuple[int, int] | None = (16, 64),
+        crop_words: tuple[int, int] = (16, 64),
         batch_size: int = 32,
         random_state: int = 0,
         progress: bool = False,
@@ -165,9 +165,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         is_val = np.isin(groups, unique_groups[val_groups])
         return everything[~is_val], everything[is_val]
 
-    def fit(
-        self, X: WordSequences, y: Sequence, groups: Sequence | None = None
-    ) -> KCNNClassifier:
+    def fit(self, X: WordSequences, y: Sequence, groups: Sequence | None = None) -> KCNNClassifier:
         self._validate_params()
         self.classes_, targets = np.unique(np.asarray(y), return_inverse=True)
         groups = np.arange(len(X)) if groups is None else np.asarray(groups)
@@ -220,7 +218,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """One pass over random crops of `songs`; returns the mean training loss."""
         self.network_.train()
         chosen = [X.words[i] for i in songs]
-        lo, hi = self.crop_words or (max(s.shape[-1] for s in chosen),) * 2
+        lo, hi = self.crop_words
         examples, owner = random_crops(chosen, self.crops_per_song, lo, hi, rng)
         order = rng.permutation(len(examples))
         total = 0.0
@@ -252,7 +250,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 total = 0
                 for view in range(batch[0].shape[0]):
                     words, lengths = pad_batch([s[view] for s in batch])
-                    scores = net(words, lengths).softmax(1) if head else net.represent(words, lengths)
+                    scores = (
+                        net(words, lengths).softmax(1) if head else net.represent(words, lengths)
+                    )
                     total = total + scores
                 out.append((total / batch[0].shape[0]).numpy())
         return np.concatenate(out)

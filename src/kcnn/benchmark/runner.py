@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kcnn import __version__, maps
-from kcnn.atomic import atomic_file, write_text
+from kcnn.atomic import atomic_file, remove_temporary_files, write_text, writer_lock
 from kcnn.benchmark import figures, report
 from kcnn.benchmark.datasets import Collection, load_collection
 from kcnn.benchmark.methods import (
@@ -38,7 +38,7 @@ from kcnn.benchmark.methods import (
     groups_for,
 )
 from kcnn.benchmark.protocols import Fold, make_folds
-from kcnn.benchmark.state import BenchmarkState, unit_key
+from kcnn.benchmark.state import REPORT, BenchmarkState, unit_key
 from kcnn.cache import FeatureCache
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features, extract_batch
@@ -144,63 +144,70 @@ def run_benchmark(
     """Run (or resume) the benchmark of `data` and write its report to the folder `out`.
 
     cache_dir: feature cache folder (None: no cache). notify: called with each note for
-    the user (files left out or skipped), as soon as it is known.
+    the user (files left out or skipped), as soon as it is known. `out` must be free or
+    hold a report (`REPORT.check`); runs on one report take turns (`writer_lock`).
     """
     out = Path(out)
-    collection = load_collection(data, settings.protocol, settings.split)
-    notes = list(collection.notes)
-    for note in notes:
-        notify(note)
-    started = time.perf_counter()
-    songs, features, skipped = _extract(collection, settings, cache_dir, progress)
-    feature_seconds = time.perf_counter() - started
-    for note in skipped:
-        notify(note)
-    notes += skipped
-    labels = songs.files.labels
-    state = BenchmarkState(
-        out / "state.json",
-        settings.key(),
-        [(str(p), lab) for p, lab in zip(songs.files.paths, labels, strict=True)],
-        restart,
-    )
-    folds = [make_folds(songs, settings.n_folds, settings.seed + r) for r in range(settings.runs)]
-    context = _context(data, songs, settings, notes, feature_seconds)
-    plan = [
-        (run, f, fs, todo)
-        for run in range(settings.runs)
-        for f in range(settings.n_folds)
-        for fs in settings.unit_sets()
-        if (todo := _todo(state, settings, run, f, fs))
-    ]
-    total = sum(len(todo) for *_, todo in plan)
-    with tqdm(total=total, desc="benchmark", unit="model", disable=not progress) as bar:
-        for run, f, fs, todo in plan:
-            fold = folds[run][f]
-            learner = FoldLearner(
-                [_only(features[i], fs) for i in fold.train],
-                [labels[i] for i in fold.train],
-                [_only(features[i], fs) for i in fold.test],
-                settings.learners,
-                settings.seed + run,
-            )
-            words_seconds = None if fs == BASELINE_FEATURES else learner.prepare()
-            for group in todo:
-                bar.set_postfix_str(
-                    f"run {run + 1}/{settings.runs}, fold {f + 1}/{settings.n_folds}, "
-                    f"{fs.upper()}: {group.name}"
+    REPORT.check(out)
+    with writer_lock(out):
+        remove_temporary_files(out)
+        collection = load_collection(data, settings.protocol, settings.split)
+        notes = list(collection.notes)
+        for note in notes:
+            notify(note)
+        started = time.perf_counter()
+        songs, features, skipped = _extract(collection, settings, cache_dir, progress)
+        feature_seconds = time.perf_counter() - started
+        for note in skipped:
+            notify(note)
+        notes += skipped
+        labels = songs.files.labels
+        state = BenchmarkState(
+            out / "state.json",
+            settings.key(),
+            [(str(p), lab) for p, lab in zip(songs.files.paths, labels, strict=True)],
+            restart,
+        )
+        state.save()  # marks `out` as a report before anything else is written there
+        folds = [
+            make_folds(songs, settings.n_folds, settings.seed + r) for r in range(settings.runs)
+        ]
+        context = _context(data, songs, settings, notes, feature_seconds)
+        plan = [
+            (run, f, fs, todo)
+            for run in range(settings.runs)
+            for f in range(settings.n_folds)
+            for fs in settings.unit_sets()
+            if (todo := _todo(state, settings, run, f, fs))
+        ]
+        total = sum(len(todo) for *_, todo in plan)
+        with tqdm(total=total, desc="benchmark", unit="model", disable=not progress) as bar:
+            for run, f, fs, todo in plan:
+                fold = folds[run][f]
+                learner = FoldLearner(
+                    [_only(features[i], fs) for i in fold.train],
+                    [labels[i] for i in fold.train],
+                    [_only(features[i], fs) for i in fold.test],
+                    settings.learners,
+                    settings.seed + run,
                 )
-                outcome = learner.run(group, settings.methods)
-                state.record(run, f, fs, fold.test, outcome, words_seconds)
-                words_seconds = None
-                state.save()
-                if (run, f) == (0, 0) and fs in (settings.tsne_set, BASELINE_FEATURES):
-                    _save_representations(out, outcome, fold, songs, fs)
-                bar.update(1)
-            _write_tables(out, state, settings, context)
-    found = _write_tables(out, state, settings, context)
-    _write_figures(out, state, settings, found)
-    return BenchmarkResult(out, found, notes)
+                words_seconds = None if fs == BASELINE_FEATURES else learner.prepare()
+                for group in todo:
+                    bar.set_postfix_str(
+                        f"run {run + 1}/{settings.runs}, fold {f + 1}/{settings.n_folds}, "
+                        f"{fs.upper()}: {group.name}"
+                    )
+                    outcome = learner.run(group, settings.methods)
+                    state.record(run, f, fs, fold.test, outcome, words_seconds)
+                    words_seconds = None
+                    state.save()
+                    if (run, f) == (0, 0) and fs in (settings.tsne_set, BASELINE_FEATURES):
+                        _save_representations(out, outcome, fold, songs, fs)
+                    bar.update(1)
+                _write_tables(out, state, settings, context)
+        found = _write_tables(out, state, settings, context)
+        _write_figures(out, state, settings, found)
+        return BenchmarkResult(out, found, notes)
 
 
 def _todo(

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from kcnn.atomic import write_text
+from kcnn.atomic import OutputKind, json_marker, write_text
 from kcnn.benchmark.methods import Outcome
 from kcnn.errors import KcnnError
 
 FORMAT = 1
+REPORT = OutputKind("kcnn benchmark report", json_marker("state.json", "format"))
+"""A benchmark report folder: state.json holds a format."""
 
 
 def unit_key(run: int, fold: int, features: str) -> str:

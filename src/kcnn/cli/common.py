@@ -87,9 +87,9 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         nargs="*",
         default=list(d.band_limits),
-        help="also learn and predict from the song low-passed at these frequencies (Hz), "
-        f"so that band-limited copies get the same answers (default {' '.join(map(str, d.band_limits))}; "
-        "none: give the option without values)",
+        help="also learn and predict from the song low-passed at these frequencies (Hz), so "
+        "that band-limited copies get the same answers (default "
+        f"{' '.join(f'{f:g}' for f in d.band_limits)}; none: give the option without values)",
     )
 
 

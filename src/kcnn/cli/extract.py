@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kcnn.cache import CACHE
 from kcnn.cli.common import (
     add_duration_option,
     add_feature_options,
@@ -31,6 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    CACHE.check(args.out)
     settings = feature_settings(args)
     args.cache = args.out
     paths = find_audio(args.inputs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kcnn.atomic import writer_lock
 from kcnn.cli.common import (
     add_cache_options,
     add_duration_option,
@@ -21,7 +22,7 @@ from kcnn.cli.common import (
 )
 from kcnn.dataset import find_audio, read_labelled
 from kcnn.errors import KcnnError
-from kcnn.index import Song, SongIndex, model_fingerprint
+from kcnn.index import INDEX, Song, SongIndex, model_fingerprint
 from kcnn.model import MusicModel
 
 LABEL_RULES = ("auto", "folder", "none")
@@ -80,17 +81,23 @@ def collect(inputs: list[Path], rule: str) -> tuple[list[Path], list[str | None]
 
 
 def open_index(out: Path, model_dir: Path) -> SongIndex | None:
-    """The index at `out` if there is one (made with this model), None if `out` is free."""
-    if (out / "index.json").is_file():
-        index = SongIndex.load(out)
-        index.check_model(model_dir)
-        return index
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise KcnnError(f"{out}: exists and is not a kcnn index; choose another --out")
-    return None
+    """The index at `out` if there is one (made with this model), else None."""
+    if not (out / "index.json").is_file():
+        return None
+    index = SongIndex.load(out)
+    index.check_model(model_dir)
+    return index
 
 
 def run(args: argparse.Namespace) -> int:
+    """Update the index under its lock: a concurrent run on it waits, then reads the result."""
+    if not (args.out / "index.json").is_file():
+        INDEX.check(args.out)  # before the lock file is made beside it
+    with writer_lock(args.out):
+        return update(args)
+
+
+def update(args: argparse.Namespace) -> int:
     index = open_index(args.out, args.model)
     model = MusicModel.load(args.model)
     paths, labels = collect(args.inputs, args.labels)

@@ -25,7 +25,7 @@ from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
 from kcnn.extraction import FeatureExtractor
-from kcnn.model import CLASSIFIERS, MusicModel, make_pipeline
+from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
 from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords
@@ -178,6 +178,7 @@ def build_model(args: argparse.Namespace) -> MusicModel:
 
 
 def run(args: argparse.Namespace) -> int:
+    MODEL.check(args.out)
     data = read_labelled(args.data)
     model = build_model(args)
     batch = extract_or_fail(args, data.paths, model.feature_settings, model.min_frames)

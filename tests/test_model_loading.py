@@ -1,0 +1,122 @@
+"""A damaged or forged model folder is refused in one line that names the file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+import skops.io
+from shared_data import GTZAN_MINI
+from sklearn.dummy import DummyClassifier
+
+from kcnn.cli.main import main
+from kcnn.errors import ModelError
+from kcnn.model import MusicModel
+from kcnn.svm import SVMClassifier
+
+
+def overwrite(name: str, data: bytes) -> Callable[[Path], None]:
+    return lambda model: (model / name).write_bytes(data)
+
+
+def truncate(name: str) -> Callable[[Path], None]:
+    return lambda model: (model / name).write_bytes((model / name).read_bytes()[:300])
+
+
+def edit_settings(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def tamper(model: Path) -> None:
+        settings = json.loads((model / "settings.json").read_text())
+        change(settings)
+        (model / "settings.json").write_text(json.dumps(settings))
+
+    return tamper
+
+
+def nan_weights(model: Path) -> None:
+    weights = safetensors.torch.load_file(model / "network.safetensors")
+    next(iter(weights.values())).view(-1)[0] = float("nan")
+    safetensors.torch.save_file(weights, model / "network.safetensors")
+
+
+def inf_centroid(model: Path) -> None:
+    with np.load(model / "codebook.npz") as stored:
+        arrays = dict(stored)
+    arrays["mel/centroids"][0, 0] = np.inf
+    np.savez(model / "codebook.npz", **arrays)
+
+
+def svm_of(estimator: object) -> Callable[[Path], None]:
+    return lambda model: skops.io.dump(estimator, model / "svm.skops")
+
+
+def fitted(estimator, labels):
+    return estimator.fit(np.random.default_rng(0).normal(size=(8, 10)), labels * 4)
+
+
+RANDOM = np.random.default_rng(0).bytes(4000)
+TAMPERED = {
+    "svm.skops random": ("svm.skops", overwrite("svm.skops", RANDOM)),
+    "svm.skops truncated": ("svm.skops", truncate("svm.skops")),
+    "svm.skops empty": ("svm.skops", overwrite("svm.skops", b"")),
+    "svm.skops DummyClassifier": (
+        "svm.skops",
+        svm_of(fitted(DummyClassifier(strategy="constant", constant="blues"), ["blues", "metal"])),
+    ),
+    "svm.skops other classes": ("svm.skops", svm_of(fitted(SVMClassifier(), ["jazz", "pop"]))),
+    "network random": ("network.safetensors", overwrite("network.safetensors", RANDOM)),
+    "network truncated": ("network.safetensors", truncate("network.safetensors")),
+    "network empty": ("network.safetensors", overwrite("network.safetensors", b"")),
+    "network NaN": ("network.safetensors", nan_weights),
+    "codebook truncated": ("codebook.npz", truncate("codebook.npz")),
+    "codebook random": ("codebook.npz", overwrite("codebook.npz", RANDOM)),
+    "codebook inf": ("codebook.npz", inf_centroid),
+    "settings []": ("settings.json", overwrite("settings.json", b"[]")),
+    "settings null": ("settings.json", overwrite("settings.json", b"null")),
+    "settings not UTF-8": ("settings.json", overwrite("settings.json", b'{"a": "\xff\xfe"}')),
+    "settings classes 5": ("settings.json", edit_settings(lambda s: s.update(classes=5))),
+    "settings one class": ("settings.json", edit_settings(lambda s: s.update(classes=["x"]))),
+    "settings kcnn k '5'": ("settings.json", edit_settings(lambda s: s["kcnn"].update(k="5"))),
+    "settings network k '5'": (
+        "settings.json",
+        edit_settings(lambda s: s["network"].update(k="5")),
+    ),
+    "settings network k 0": ("settings.json", edit_settings(lambda s: s["network"].update(k=0))),
+    "settings words missing": ("settings.json", edit_settings(lambda s: s.pop("words"))),
+    "settings format '1'": (
+        "settings.json",
+        edit_settings(lambda s: s.update(format_version="1")),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_model_is_a_one_line_model_error_naming_the_file(tiny_model, tmp_path, case):
+    _, model, _ = tiny_model
+    shutil.copytree(model, tmp_path / "m")
+    file, tamper = TAMPERED[case]
+    tamper(tmp_path / "m")
+    with pytest.raises(ModelError) as refused:
+        MusicModel.load(tmp_path / "m")
+    message = str(refused.value)
+    assert "\n" not in message and str(tmp_path / "m" / file) in message, message
+
+
+def test_the_untampered_copy_loads(tiny_model, tmp_path):
+    _, model, _ = tiny_model
+    shutil.copytree(model, tmp_path / "m")
+    assert list(MusicModel.load(tmp_path / "m").classes) == ["blues", "metal"]
+
+
+def test_the_cli_reports_a_damaged_model_in_one_line(tiny_model, tmp_path, capsys):
+    _, model, _ = tiny_model
+    shutil.copytree(model, tmp_path / "m")
+    truncate("svm.skops")(tmp_path / "m")
+    clip = GTZAN_MINI / "blues" / "blues.00005.wav"
+    assert main(["predict", str(tmp_path / "m"), str(clip), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kcnn: error: ") and err.count("\n") == 1, err
