@@ -35,7 +35,7 @@ from kcnn.svm import SVMClassifier
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RATES = (16000, 8000)
-MFCC_SETTINGS = FeatureSettings(types=("mfcc",), fmax=None, band_limits=())
+MFCC_SETTINGS = FeatureSettings(types=("mfcc",), fmax=None, view_rates=())
 """The baseline as a practitioner computes it: MFCCs of the whole band."""
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from shared_data import GTZAN_MINI, clips_numbered, write_manifest
+from shared_data import GTZAN_MINI, TINY_MODEL, clips_numbered, write_manifest
 
 from kcnn.cli.main import main
-from kcnn.model import MusicModel
+from kcnn.model import FORMAT_VERSION, MusicModel
 
-FAST = ["--epochs", "30", "--words", "128", "-q"]
+FAST = ["--epochs", "20", "--words", "128", "--conv-units", "100", "--hidden-units", "50", "-q"]
 
 
 def run_cli(*args: str) -> tuple[int, str]:
@@ -47,9 +47,23 @@ def test_train_writes_a_model_folder_of_safe_files(trained):
         "svm.skops",
     ]
     settings = json.loads((model / "settings.json").read_text())
-    assert settings["format_version"] == 1
+    assert settings["format_version"] == FORMAT_VERSION
     assert settings["feature_types"] == ["mel", "sfm", "scf"]
     assert len(settings["classes"]) == 10
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_train_reports_held_out_accuracy_then_fits_on_every_song(tmp_path, refit):
+    manifest = write_manifest(tmp_path / "songs.csv", clips_numbered(range(4)))  # 40 songs
+    tiny = [a for a in TINY_MODEL if a != "--test-size"]
+    tiny.remove("0")
+    args = ["train", manifest, "--out", tmp_path / "model", "--test-size", "0.25", *tiny]
+    code, out = run_cli(*args, *([] if refit else ["--no-refit"]))
+    assert code == 0 and "held-out (svm): accuracy" in out and "held-out (softmax)" in out
+    settings = json.loads((tmp_path / "model" / "settings.json").read_text())
+    assert settings["training_songs"] == (40 if refit else 30)
+    assert f"fitted on {settings['training_songs']} songs" in out
+    assert MusicModel.load(tmp_path / "model").n_songs == settings["training_songs"]
 
 
 def test_predicts_well_above_chance_on_unseen_clips(trained):

@@ -22,10 +22,12 @@ from kcnn.features import (
     spectral_crest,
     spectral_flatness,
     spectrogram,
+    spectrum_features,
+    split_views,
 )
 
 SR = 22050
-ALL_TYPES = FeatureSettings(types=FEATURE_TYPES)
+ALL_TYPES = FeatureSettings(types=FEATURE_TYPES, fmax=None, view_rates=())
 
 
 def tone(freq: float, seconds: float = 2.0, amplitude: float = 0.5) -> np.ndarray:
@@ -135,14 +137,16 @@ def test_shapes_dtypes_and_dims() -> None:
         assert values.dtype == np.float32
         assert values.shape == (n_frames, dims[name])
         assert np.isfinite(values).all()
-    assert feature_dims(FeatureSettings(types=("scf", "mel"), n_mels=64, sr=44100)) == {
+    assert feature_dims(
+        FeatureSettings(types=("scf", "mel"), n_mels=64, sr=44100, fmax=None, view_rates=())
+    ) == {
         "scf": 24,
         "mel": 64,
     }
 
 
 def test_settings_order_is_kept() -> None:
-    settings = FeatureSettings(types=("scf", "mel"), n_mels=20)
+    settings = FeatureSettings(types=("scf", "mel"), n_mels=20, view_rates=())
     features = extract_features(noise(1.0), settings)
     assert list(features) == ["scf", "mel"]
     assert features["mel"].shape[1] == 20
@@ -212,7 +216,7 @@ def test_settings_validation_and_round_trip() -> None:
     with pytest.raises(ValueError, match="n_mels must be positive"):
         FeatureSettings(n_mels=0)
     with pytest.raises(ValueError, match="no Marsyas sub-band"):
-        FeatureSettings(types=("sfm",), sr=400)
+        FeatureSettings(types=("sfm",), sr=400, fmax=None, view_rates=())
     settings = FeatureSettings(types=("spec", "mel"), n_mels=64, sr=16000, hop_length=256)
     data = json.loads(json.dumps(settings.to_dict()))
     assert data["types"] == ["spec", "mel"]
@@ -241,3 +245,58 @@ def test_mfcc_statistics_summarise_the_song():
     assert out.shape == (3, 80)
     assert np.allclose(out[:, :20].mean(1), [0, 1, 2], atol=0.2)
     assert np.allclose(out[:, 20:40].mean(1), [1, 2, 3], atol=0.2)
+
+
+def test_default_features_stop_below_the_band_of_a_16_khz_file() -> None:
+    settings = FeatureSettings()
+    assert settings.fmax is not None and settings.fmax < 8000
+    assert all(
+        lo <= hi <= settings.fmax * N_FFT / SR for lo, hi in marsyas_bands(fmax=settings.fmax)
+    )
+    y = noise(1.0)
+    power = power_spectrogram(y)
+    above = power.copy()
+    above[:, int(8000 * N_FFT / SR) :] *= 1000  # what a 16 kHz copy lacks changes nothing
+    for name in settings.types:
+        np.testing.assert_allclose(
+            spectrum_features(power, settings)[name],
+            spectrum_features(above, settings)[name],
+            rtol=1e-5,
+        )
+
+
+def test_band_limited_views_are_thespectrum_features_the_low_passed_spectrum() -> None:
+    settings = FeatureSettings(view_rates=(3800.0, 2000.0))
+    y = noise(1.0, seed=3)
+    features = extract_features(y, settings)
+    assert list(features) == [
+        "mel",
+        "sfm",
+        "scf",
+        "mel@3800",
+        "sfm@3800",
+        "scf@3800",
+        "mel@2000",
+        "sfm@2000",
+        "scf@2000",
+    ]
+    heard, at_3800, at_2000 = split_views(features)
+    assert list(at_3800) == ["mel", "sfm", "scf"]
+    power = power_spectrogram(y)
+    low = power.copy()
+    low[:, int(3800 * N_FFT / SR) + 1 :] = 0
+    for name in settings.types:
+        np.testing.assert_allclose(at_3800[name], spectrum_features(low, settings)[name], rtol=1e-5)
+        assert at_3800[name].shape == heard[name].shape == at_2000[name].shape
+    # bands wholly above the limit are silent: flatness 1, and the mel floor
+    bands = marsyas_bands(fmax=settings.fmax)
+    silent = [b for b, (lo, _) in enumerate(bands) if lo > 3800 * N_FFT / SR]
+    assert silent and np.allclose(at_3800["sfm"][:, silent], 1.0, atol=1e-4)
+    assert not np.allclose(heard["sfm"][:, silent], 1.0, atol=1e-2)
+
+
+def test_view_rates_must_lie_below_fmax() -> None:
+    with pytest.raises(ValueError, match="band limits"):
+        FeatureSettings(fmax=3000.0, view_rates=(3800.0,))
+    with pytest.raises(ValueError, match="band limits"):
+        FeatureSettings(view_rates=(2000.0, 2000.0))

@@ -65,6 +65,8 @@ def test_learns_a_separable_toy_task_and_is_repeatable():
         random_state=3,
         crop_words=(15, 15),
         crops_per_song=1,
+        batch_size=8,
+        dropout=0.0,
         patience=None,
     )
     first = KCNNClassifier(**kw).fit(X, y)

@@ -74,7 +74,7 @@ def test_default_model_keeps_its_answers_on_16_khz_and_lossy_copies(default_mode
 
 
 def test_band_limited_views_keep_answers_on_8_khz_copies(default_model, copies):
-    blind = train(FeatureSettings(band_limits=()))  # the same model without the 3.8 kHz view
+    blind = train(FeatureSettings(view_rates=()))  # the same model without the 3.8 kHz view
     assert agreement(default_model, copies, "8 kHz") >= agreement(blind, copies, "8 kHz") + 0.1
 
 

@@ -50,7 +50,7 @@ def test_transform_gives_one_word_row_per_type_and_one_word_per_segment():
     words = AudioWords(segment_frames=4, n_components=5, n_words=7).fit(songs)
     seqs = words.transform(songs)
     assert seqs.types == ("mel", "sfm")
-    assert [w.shape for w in seqs.words] == [(2, 10), (2, 5), (2, 2)]
+    assert [w.shape for w in seqs.words] == [(1, 2, 10), (1, 2, 5), (1, 2, 2)]
     assert all(w.min() >= 0 and w.max() < 7 for w in seqs.words)
     assert seqs.centroids[0].shape == (7, 5)
     assert seqs.centroids[1].shape == (7, 5)
@@ -62,4 +62,22 @@ def test_words_are_the_nearest_centroids():
     words = AudioWords(segment_frames=2, n_components=4, n_words=6).fit(songs)
     white = words.whitening_["mel"](segments(songs[0]["mel"], 2))
     dist = ((white[:, None, :] - words.centroids_["mel"][None]) ** 2).sum(-1)
-    assert np.array_equal(words.encode(songs[0])[0], dist.argmin(axis=1))
+    assert np.array_equal(words.encode(songs[0])[0, 0], dist.argmin(axis=1))
+
+
+def test_band_limited_views_share_the_codebook_and_are_encoded_in_order():
+    rng = np.random.default_rng(4)
+    songs = []
+    for _ in range(4):
+        heard, limited = fake_song(rng), fake_song(rng, shift=50.0)
+        songs.append({**heard, **{f"{t}@3800": v for t, v in limited.items()}})
+    words = AudioWords(segment_frames=2, n_components=4, n_words=6).fit(songs)
+    assert words.types_ == ("mel", "sfm")
+    # the codebook covers the views: their segments lie far apart, and both get words
+    mean = np.concatenate([segments(s[k], 2) for s in songs for k in ("mel", "mel@3800")]).mean(0)
+    assert np.allclose(words.whitening_["mel"].mean, mean, atol=1e-3)
+    codes = words.encode(songs[0])
+    assert codes.shape == (2, 2, 20)
+    only_heard = {t: songs[0][t] for t in ("mel", "sfm")}
+    assert np.array_equal(codes[0], words.encode(only_heard)[0])
+    assert not set(codes[0, 0]) & set(codes[1, 0])

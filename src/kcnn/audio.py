@@ -36,6 +36,9 @@ MAX_SAMPLES_PER_SECOND = 8 * 48_000
 BLOCK_FRAMES = 2**16
 """Frames decoded at a time."""
 
+RESAMPLE_QUALITY = "HQ"
+"""soxr's quality setting for every resampling."""
+
 SILENCE_PEAK = 1e-4
 """Peak amplitude (full scale = 1) below which a file counts as silent: -80 dBFS."""
 
@@ -133,7 +136,7 @@ def _decode(path: Path, handle: BinaryIO, sr: int, max_duration: float) -> np.nd
         resampler = (
             None
             if f.samplerate == sr
-            else soxr.ResampleStream(f.samplerate, sr, 1, dtype="float32", quality="HQ")
+            else soxr.ResampleStream(f.samplerate, sr, 1, dtype="float32", quality=RESAMPLE_QUALITY)
         )
         parts: list[np.ndarray] = []
         decoded, peak = 0, 0.0

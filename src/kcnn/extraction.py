@@ -95,7 +95,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         "types": [tuple, list],
         "n_mels": [Interval(Integral, 1, None, closed="left")],
         "fmax": [Interval(Real, 0, None, closed="neither"), None],
-        "band_limits": [tuple, list],
+        "view_rates": [tuple, list],
         "min_frames": [Interval(Integral, 1, None, closed="left")],
         "cache_dir": [str, os.PathLike, None],
         "max_duration": [Interval(Real, 0, None, closed="neither")],
@@ -106,7 +106,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         types: tuple[str, ...] = DEFAULT_SETTINGS.types,
         n_mels: int = DEFAULT_SETTINGS.n_mels,
         fmax: float | None = DEFAULT_SETTINGS.fmax,
-        band_limits: tuple[float, ...] = DEFAULT_SETTINGS.band_limits,
+        view_rates: tuple[float, ...] = DEFAULT_SETTINGS.view_rates,
         min_frames: int = 1,
         cache_dir: str | None = None,
         max_duration: float = MAX_DURATION,
@@ -114,7 +114,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.types = types
         self.n_mels = n_mels
         self.fmax = fmax
-        self.band_limits = band_limits
+        self.view_rates = view_rates
         self.min_frames = min_frames
         self.cache_dir = cache_dir
         self.max_duration = max_duration
@@ -126,7 +126,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             types=settings.types,
             n_mels=settings.n_mels,
             fmax=settings.fmax,
-            band_limits=settings.band_limits,
+            view_rates=settings.view_rates,
             **params,
         )
 
@@ -136,7 +136,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             types=tuple(self.types),
             n_mels=self.n_mels,
             fmax=self.fmax,
-            band_limits=tuple(self.band_limits),
+            view_rates=tuple(self.view_rates),
         )
 
     def fit(self, X: Sequence[str | Path], y: object = None) -> FeatureExtractor:

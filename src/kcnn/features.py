@@ -16,7 +16,10 @@ from typing import Any
 import librosa
 import numpy as np
 import scipy.fft
+import soxr
 from numpy.lib.stride_tricks import sliding_window_view
+
+from kcnn.audio import RESAMPLE_QUALITY
 
 N_FFT = 1024
 """Frame length (samples), paper 4.2."""
@@ -45,9 +48,9 @@ class FeatureSettings:
     fmax: highest frequency (Hz) any feature looks at; None = sr / 2. The default, 7.6 kHz,
     lies below the bandwidth of a file sampled at 16 kHz, so such copies of a song give the
     same features as the original.
-    band_limits: the song is also described as heard through low-pass filters at these
-    frequencies (Hz, each below fmax), one "view" each (see `views`): a model trained and
-    predicting on every view gives the same answers on band-limited copies of a song.
+    view_rates: the song is also described as a copy resampled to each of these rates (Hz)
+    would be, one "view" each (see `split_views`): a model trained and predicting on every
+    view gives the same answers on band-limited copies of a song.
     """
 
     types: tuple[str, ...] = ("mel", "sfm", "scf")
@@ -56,7 +59,7 @@ class FeatureSettings:
     n_fft: int = N_FFT
     hop_length: int = HOP_LENGTH
     fmax: float | None = 7600.0
-    band_limits: tuple[float, ...] = (3800.0,)
+    view_rates: tuple[int, ...] = (8000,)
 
     def __post_init__(self) -> None:
         types = (self.types,) if isinstance(self.types, str) else tuple(self.types)
@@ -74,12 +77,12 @@ class FeatureSettings:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.fmax is not None and not 0 < self.fmax <= self.sr / 2:
             raise ValueError(f"fmax must lie in (0, {self.sr / 2:g}] Hz, got {self.fmax}")
-        limits = tuple(float(f) for f in self.band_limits)
-        object.__setattr__(self, "band_limits", limits)
-        top = self.fmax or self.sr / 2
-        if any(not 0 < f < top for f in limits) or len(set(limits)) != len(limits):
+        rates = tuple(int(r) for r in self.view_rates)
+        object.__setattr__(self, "view_rates", rates)
+        top = 2 * (self.fmax or self.sr / 2)
+        if any(not 0 < r < top for r in rates) or len(set(rates)) != len(rates):
             raise ValueError(
-                f"band limits must be distinct and lie in (0, {top:g}) Hz, got {limits}"
+                f"view rates must be distinct and lie in (0, {top:g}) Hz (twice fmax), got {rates}"
             )
         if {"sfm", "scf"} & set(types) and not marsyas_bands(self.sr, self.n_fft, self.fmax):
             raise ValueError(
@@ -88,7 +91,7 @@ class FeatureSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (types as a list)."""
-        return {**asdict(self), "types": list(self.types), "band_limits": list(self.band_limits)}
+        return {**asdict(self), "types": list(self.types), "view_rates": list(self.view_rates)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSettings:
@@ -297,26 +300,22 @@ def feature_dims(settings: FeatureSettings = DEFAULT_SETTINGS) -> dict[str, int]
     return {t: dims[t] for t in settings.types}
 
 
-def view_key(feature_type: str, band_limit: float) -> str:
-    """Name of the band-limited view of a feature type: "mel@3800"."""
-    return f"{feature_type}@{band_limit:g}"
-
-
 def split_views(features: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
-    """Split `extract_features`' output into views: the song as heard, then one per band
-    limit, each {type: (n_frames, dim)} under the plain type names."""
+    """Split `extract_features`' output into views: the song as heard, then one per view
+    rate, each {type: (n_frames, dim)} under the plain type names."""
     types = [k for k in features if "@" not in k]
-    limits = dict.fromkeys(k.partition("@")[2] for k in features if "@" in k)
+    rates = dict.fromkeys(k.partition("@")[2] for k in features if "@" in k)
     return [{t: features[t] for t in types}] + [
-        {t: features[f"{t}@{limit}"] for t in types} for limit in limits
+        {t: features[f"{t}@{rate}"] for t in types} for rate in rates
     ]
 
 
-def low_pass(power: np.ndarray, sr: int, n_fft: int, cutoff: float) -> np.ndarray:
-    """`power` (n_frames, n_fft // 2 + 1) with every bin above `cutoff` Hz set to 0: what
-    the spectrum of a copy resampled to 2 * cutoff Hz holds."""
-    out = power.copy()
-    out[:, int(cutoff * n_fft / sr) + 1 :] = 0
+def resampled_copy(y: np.ndarray, sr: int, rate: int) -> np.ndarray:
+    """`y` (n_samples,) at `sr` Hz as a copy of it at `rate` Hz reads back at `sr` Hz
+    (nothing above rate / 2), float32 (n_samples,)."""
+    copy = soxr.resample(soxr.resample(y, sr, rate, RESAMPLE_QUALITY), rate, sr, RESAMPLE_QUALITY)
+    out = np.zeros(len(y), dtype=np.float32)
+    out[: min(len(y), len(copy))] = copy[: len(y)]
     return out
 
 
@@ -326,18 +325,18 @@ def extract_features(
     """Frame features of mono signal `y` (n_samples,) at `settings.sr` Hz.
 
     Returns {type: float32 (n_frames, dim)} for `settings.types` in order, then the same
-    for every band limit as {view_key(type, limit): ...}, all computed from one power
-    spectrogram (`views` splits them). Raises ValueError if `y` is shorter than one frame.
+    for every view rate as {"type@rate": ...}, the features of `resampled_copy(y, sr, rate)`
+    (`split_views` splits them). Raises ValueError if `y` is shorter than one frame.
     """
-    power = power_spectrogram(y, settings.n_fft, settings.hop_length)
-    features = _features_of(power, settings)
-    for limit in settings.band_limits:
-        limited = _features_of(low_pass(power, settings.sr, settings.n_fft, limit), settings)
-        features.update((view_key(t, limit), v) for t, v in limited.items())
+    s = settings
+    features = spectrum_features(power_spectrogram(y, s.n_fft, s.hop_length), s)
+    for rate in s.view_rates:
+        copy = power_spectrogram(resampled_copy(y, s.sr, rate), s.n_fft, s.hop_length)
+        features.update((f"{t}@{rate}", v) for t, v in spectrum_features(copy, s).items())
     return features
 
 
-def _features_of(power: np.ndarray, settings: FeatureSettings) -> dict[str, np.ndarray]:
+def spectrum_features(power: np.ndarray, settings: FeatureSettings) -> dict[str, np.ndarray]:
     """{type: float32 (n_frames, dim)} of one power spectrogram, for `settings.types`."""
     s = settings
     mel = cache(lambda: log_mel(power, s.sr, s.n_fft, s.n_mels, s.fmax))

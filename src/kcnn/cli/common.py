@@ -67,7 +67,7 @@ def frequency_or_full(text: str) -> float | None:
 
 
 def add_feature_options(parser: argparse.ArgumentParser) -> None:
-    """--features, --n-mels, --fmax and --band-limits."""
+    """--features, --n-mels, --fmax and --view-rates."""
     d = DEFAULT_SETTINGS
     parser.add_argument(
         "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
@@ -83,13 +83,13 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
         "copies sampled at 16 kHz give the same features)",
     )
     parser.add_argument(
-        "--band-limits",
-        type=positive_float,
+        "--view-rates",
+        type=positive_int,
         nargs="*",
-        default=list(d.band_limits),
-        help="also learn and predict from the song low-passed at these frequencies (Hz), so "
-        "that band-limited copies get the same answers (default "
-        f"{' '.join(f'{f:g}' for f in d.band_limits)}; none: give the option without values)",
+        default=list(d.view_rates),
+        help="also learn and predict from each song as a copy resampled to these rates (Hz) "
+        "would sound, so that such copies get the same answers (default "
+        f"{' '.join(map(str, d.view_rates))}; none: give the option without values)",
     )
 
 
@@ -100,7 +100,7 @@ def feature_settings(args: argparse.Namespace) -> FeatureSettings:
             types=parse_types(args.features),
             n_mels=args.n_mels,
             fmax=args.fmax,
-            band_limits=tuple(args.band_limits),
+            view_rates=tuple(args.view_rates),
         )
     except ValueError as err:
         raise KcnnError(str(err)) from err
