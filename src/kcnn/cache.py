@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kcnn.atomic import OutputKind, Staging, atomic_file, write_text
-from kcnn.features import FeatureSettings
+from kcnn.features import FeatureSettings, feature_keys
 
 TAG = "CACHEDIR.TAG"
 SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
@@ -68,7 +68,7 @@ class FeatureCache:
         try:
             entry = self._entry(Path(path))
             with np.load(entry, allow_pickle=False) as stored:
-                return {name: stored[name] for name in self.settings.types}
+                return {name: stored[name] for name in feature_keys(self.settings)}
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None
 

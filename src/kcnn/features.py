@@ -300,6 +300,11 @@ def feature_dims(settings: FeatureSettings = DEFAULT_SETTINGS) -> dict[str, int]
     return {t: dims[t] for t in settings.types}
 
 
+def feature_keys(settings: FeatureSettings) -> list[str]:
+    """The keys of `extract_features`' output, in order: the types, then "type@rate"."""
+    return [*settings.types, *(f"{t}@{r}" for r in settings.view_rates for t in settings.types)]
+
+
 def split_views(features: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Split `extract_features`' output into views: the song as heard, then one per view
     rate, each {type: (n_frames, dim)} under the plain type names."""
