@@ -30,6 +30,16 @@ def pad_batch(songs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, lengths
 
 
+def excerpts(n_words: int, width: int | None) -> list[slice]:
+    """The parts of a song of `n_words` words that prediction reads: the whole song if
+    `width` is None or the song no longer, else windows of `width` words overlapping by
+    half, the last one ending at the song's end."""
+    if width is None or n_words <= width:
+        return [slice(0, n_words)]
+    starts = [*range(0, n_words - width, max(1, width // 2)), n_words - width]
+    return [slice(start, start + width) for start in starts]
+
+
 def random_crops(
     songs: Sequence[np.ndarray],
     n_crops: int,
@@ -69,8 +79,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     songs is held out: training stops once its loss has not improved for `patience`
     epochs, and the weights of its best epoch are kept (`best_epoch_`). `groups` (one per
     song, e.g. several copies of one recording) keep a group on one side of that split.
-    Prediction reads each whole song, every view of it (the song as heard and its
-    band-limited views), and averages the views' probabilities and representations.
+    Prediction reads every view of a song (as heard, and as band-limited copies would
+    sound) in windows of `predict_window` words overlapping by half (None: whole), and
+    averages the probabilities and representations of all of them.
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
@@ -90,6 +101,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "crops_per_song": [Interval(Integral, 1, None, closed="left")],
         "crop_words": [tuple, list],
+        "predict_window": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "progress": ["boolean"],
@@ -113,6 +125,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         validation_fraction: float = 0.15,
         crops_per_song: int = 8,
         crop_words: tuple[int, int] = (16, 64),
+        predict_window: int | None = 64,
         batch_size: int = 32,
         random_state: int = 0,
         progress: bool = False,
@@ -133,6 +146,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.crops_per_song = crops_per_song
         self.crop_words = crop_words
+        self.predict_window = predict_window
         self.batch_size = batch_size
         self.random_state = random_state
         self.progress = progress
@@ -240,22 +254,26 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return float(torch.nn.functional.nll_loss(proba.clamp(min=1e-12).log(), target[songs]))
 
     def _batches(self, songs: Sequence[np.ndarray], head: bool) -> np.ndarray:
-        """Mean over views of the softmax (head) or of the representation of each song."""
+        """Mean over the excerpts of every view of each song (see `excerpts`) of the
+        softmax (head) or of the representation, (n_songs, n_classes or units)."""
         check_is_fitted(self, "network_")
-        net = self.network_
+        parts, owner = [], []
+        for i, song in enumerate(songs):
+            for view in song:
+                for window in excerpts(song.shape[-1], self.predict_window):
+                    parts.append(view[:, window])
+                    owner.append(i)
         out = []
         with torch.no_grad():
-            for start in range(0, len(songs), 64):
-                batch = songs[start : start + 64]
-                total = 0
-                for view in range(batch[0].shape[0]):
-                    words, lengths = pad_batch([s[view] for s in batch])
-                    scores = (
-                        net(words, lengths).softmax(1) if head else net.represent(words, lengths)
-                    )
-                    total = total + scores
-                out.append((total / batch[0].shape[0]).numpy())
-        return np.concatenate(out)
+            for start in range(0, len(parts), 256):
+                words, lengths = pad_batch(parts[start : start + 256])
+                net = self.network_
+                scores = net(words, lengths).softmax(1) if head else net.represent(words, lengths)
+                out.append(scores.numpy())
+        scores = np.concatenate(out)
+        total = np.zeros((len(songs), scores.shape[1]), dtype=np.float64)
+        np.add.at(total, owner, scores)
+        return (total / np.bincount(owner, minlength=len(songs))[:, None]).astype(np.float32)
 
     def decision_function(self, X: WordSequences) -> np.ndarray:
         """Log-probabilities (n_songs, n_classes), columns in `classes_` order."""
