@@ -17,7 +17,18 @@ from shared_data import GTZAN_MINI, TINY_MODEL, clips_numbered, write_manifest
 from kcnn.cli.main import main
 from kcnn.model import FORMAT_VERSION, MusicModel
 
-FAST = ["--epochs", "20", "--words", "128", "--conv-units", "100", "--hidden-units", "50", "-q"]
+HIDDEN = 50
+FAST = [
+    "--epochs",
+    "20",
+    "--words",
+    "128",
+    "--conv-units",
+    "100",
+    "--hidden-units",
+    str(HIDDEN),
+    "-q",
+]
 
 
 def run_cli(*args: str) -> tuple[int, str]:
@@ -115,13 +126,13 @@ def test_embed_writes_one_row_per_song(trained, tmp_path):
     code, _ = run_cli("embed", model, GTZAN_MINI / "jazz", "--out", tmp_path / "jazz.npz", "-q")
     assert code == 0
     with np.load(tmp_path / "jazz.npz") as stored:
-        assert stored["vectors"].shape == (10, 300)
+        assert stored["vectors"].shape == (10, HIDDEN)
         assert stored["paths"][0].endswith("jazz.00000.wav")
     run_cli(
         "embed", model, GTZAN_MINI / "jazz" / "jazz.00001.wav", "--out", tmp_path / "one.csv", "-q"
     )
     rows = list(csv.reader((tmp_path / "one.csv").open()))
-    assert len(rows) == 2 and len(rows[1]) == 301
+    assert len(rows) == 2 and len(rows[1]) == HIDDEN + 1
 
 
 def test_batch_skips_bad_files_and_lists_them(trained, tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
         (data / genre).mkdir(parents=True)
         for n in range(5):
             (data / genre / f"{n}.wav").symlink_to(GTZAN_MINI / genre / f"{genre}.{n:05d}.wav")
-    seen: dict[str, list[bytes]] = {"words": [], "scored": []}
+    seen: dict[str, list] = {"words": [], "kcnn": [], "svm": [], "scored": []}
 
     def fingerprint(song: dict) -> bytes:
         return song["mel"][:8].tobytes()
@@ -48,19 +48,19 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
     fit_words = AudioWords.fit
 
     def spy_words(self, X, y=None):
-        seen["words"] = [fingerprint(s) for s in X]
+        seen["words"].append([fingerprint(s) for s in X])
         return fit_words(self, X, y)
 
     fit_kcnn = KCNNClassifier.fit
 
-    def spy_kcnn(self, X, y):
-        seen["kcnn"] = len(X)
-        return fit_kcnn(self, X, y)
+    def spy_kcnn(self, X, y, groups=None):
+        seen["kcnn"].append(len(X))
+        return fit_kcnn(self, X, y, groups)
 
     fit_svm = SVMClassifier.fit
 
     def spy_svm(self, X, y):
-        seen["svm"] = len(X)
+        seen["svm"].append(len(X))
         return fit_svm(self, X, y)
 
     predict = MusicModel.predict
@@ -76,7 +76,9 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
     args = ["train", data, "--out", tmp_path / "m", "--test-size", "0.4", "--epochs", "2"]
     args += ["--words", "16", "--svm-c", "1", "-q"]
     assert main([str(a) for a in args]) == 0
-    assert len(seen["words"]) == seen["kcnn"] == seen["svm"] == 9
+    # The held-out report's model, then the final model refitted on every song.
+    assert [len(w) for w in seen["words"]] == seen["kcnn"] == seen["svm"] == [9, 15]
+    held_out, final = (set(w) for w in seen["words"])
     assert len(set(seen["scored"])) == 6
-    assert not set(seen["words"]) & set(seen["scored"])
-    assert len(set(seen["words"])) == 9
+    assert not held_out & set(seen["scored"])
+    assert len(held_out) == 9 and final == held_out | set(seen["scored"])

@@ -168,7 +168,7 @@ def test_the_feature_cache_removes_only_what_dead_runs_left(tmp_path):
     (staging / "live").mkdir()
     live = FileLock(staging / "live.lock")
     with live:
-        cache = FeatureCache(tmp_path / "cache", FeatureSettings(types=("mel",)))
+        cache = FeatureCache(tmp_path / "cache", FeatureSettings(types=("mel",), view_rates=()))
         clip = clips("blues", range(1))[0]
         cache.put(clip, {"mel": np.ones((3, 40), np.float32)})
         assert not (staging / "dead").exists() and not (staging / "dead.lock").exists()
