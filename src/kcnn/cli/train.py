@@ -4,6 +4,7 @@ fit the model written on every song given."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
@@ -24,7 +25,7 @@ from kcnn.cli.common import (
 from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
-from kcnn.extraction import FeatureExtractor
+from kcnn.extraction import FeatureExtractor, Features
 from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
 from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
@@ -177,6 +178,18 @@ def build_model(args: argparse.Namespace) -> MusicModel:
     )
 
 
+def refit(
+    args: argparse.Namespace, model: MusicModel, features: list[Features], labels: Sequence[str]
+) -> MusicModel:
+    """The final model: fitted on every song, for as many epochs as early stopping chose
+    for `model` (no song held out for validation)."""
+    epochs = model.pipeline.named_steps["kcnn"].best_epoch_ + 1
+    print(f"fitting the final model on all {len(labels)} songs, {epochs} epochs")
+    final = build_model(args)
+    final.pipeline.set_params(kcnn__epochs=epochs, kcnn__validation_fraction=0.0)
+    return final.fit(features, labels)
+
+
 def run(args: argparse.Namespace) -> int:
     MODEL.check(args.out)
     data = read_labelled(args.data)
@@ -213,8 +226,7 @@ def run(args: argparse.Namespace) -> int:
                 else f"accuracy: {report['accuracy']:.3f}\n"
             )
         if not args.no_refit:
-            print(f"fitting the final model on all {len(songs)} songs")
-            model = build_model(args).fit(batch.features, songs.labels)
+            model = refit(args, model, batch.features, songs.labels)
     model.save(args.out)
     print(
         f"model written to {args.out}: fitted on {model.n_songs} songs"
