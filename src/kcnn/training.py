@@ -117,7 +117,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         dropout: float = 0.5,
         freeze_embeddings: bool = False,
         learning_rate: float = 0.02,
-        lookup_learning_rate: float = 0.2,
+        lookup_learning_rate: float = 1.0,
         l2: float = 1e-4,
         momentum: float = 0.9,
         epochs: int = 60,
