@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from kcnn.network import KCNN, KCNNConfig
-from kcnn.training import KCNNClassifier, pad_batch, random_crops
+from kcnn.training import KCNNClassifier, length_batches, pad_batch, random_crops
 from kcnn.words import WordSequences
 
 
@@ -251,3 +251,17 @@ def test_the_parameters_keep_their_names():
         "output.1.weight",
         "output.1.bias",
     ]
+
+
+def test_batches_hold_crops_of_similar_length_in_random_order():
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(16, 65, size=250)
+    batches = length_batches(lengths, 32, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(250))
+    assert sorted(len(b) for b in batches) == [26] + [32] * 7
+    spans = [np.ptp(lengths[b]) for b in batches]
+    assert max(spans) <= 10  # a random batch of 32 spans about 45 lengths
+    longest = [lengths[b].max() for b in batches]
+    assert longest != sorted(longest)
+    again = length_batches(lengths, 32, np.random.default_rng(8))
+    assert [b.tolist() for b in again] != [b.tolist() for b in batches]
