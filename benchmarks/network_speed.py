@@ -171,15 +171,16 @@ def main() -> None:
         "auto, batches by length (training now)": ("auto", length_batches),
     }
     runs: dict[str, list] = defaultdict(list)
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):  # in a repeat, every setting sees the same crops
         for name, (path, batching) in settings.items():
             net = copy.deepcopy(start)
             net.first_layer = path
-            runs[name].append(epoch(net, songs, labels, batching, rng))
+            crops = np.random.default_rng(repeat)
+            runs[name].append(epoch(net, songs, labels, batching, crops))
         for path in ("plain", "gathered"):
             net = copy.deepcopy(start)
             net.first_layer = path
-            runs[f"predict {path}"].append(prediction(net, rng))
+            runs[f"predict {path}"].append(prediction(net, np.random.default_rng(repeat)))
     print(
         f"{N_SONGS} songs of {SONG_WORDS[0]}-{SONG_WORDS[1]} words, {CROPS} crops of "
         f"{CROP_WORDS[0]}-{CROP_WORDS[1]} words a song in batches of {BATCH}; "
