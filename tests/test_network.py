@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 import torch
 
 from kcnn.network import KCNN, KCNNConfig
-from kcnn.training import KCNNClassifier, pad_batch, random_crops
+from kcnn.training import KCNNClassifier, length_batches, pad_batch, random_crops
 from kcnn.words import WordSequences
 
 
@@ -156,3 +157,111 @@ def test_dynamic_k_scores_a_song_the_same_alone_and_in_a_padded_batch():
     together = net(*pad_batch([short, long]))
     assert torch.allclose(alone[0], together[0], atol=1e-6)
     assert not torch.allclose(together[0], together[1])
+
+
+def random_batch(config: KCNNConfig, lengths: list[int], seed: int) -> tuple[torch.Tensor, ...]:
+    """Random words (batch, n_types, max length), -1 past each length, and the lengths."""
+    rng = np.random.default_rng(seed)
+    songs = [np.stack([rng.integers(0, n, size) for n in config.n_words]) for size in lengths]
+    return pad_batch(songs)
+
+
+def outputs_and_gradients(net: KCNN, words: torch.Tensor, lengths: torch.Tensor) -> dict:
+    """Class scores and the gradient of a weighted sum of them w.r.t. every parameter."""
+    net.zero_grad()
+    scores = net(words, lengths)
+    (scores * torch.linspace(-1, 2, scores.shape[1], dtype=scores.dtype)).sum().backward()
+    grads = {name: p.grad for name, p in net.named_parameters()}
+    return {"scores": scores.detach(), **grads}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(),
+        dict(n_words=(30, 20, 12), embed_dims=(4, 3, 2)),
+        dict(window=3),
+        dict(window=4),
+        dict(conv_units=(8, 6)),
+        dict(conv_units=(8, 6), dynamic_k=True, k=3),
+        dict(freeze_embeddings=True),
+    ],
+)
+def test_the_gathered_first_layer_computes_the_plain_convolution(settings):
+    config = small_config(**{"n_words": (30, 20), "embed_dims": (4, 3), **settings})
+    torch.manual_seed(0)
+    net = KCNN(config).double()
+    words, lengths = random_batch(config, [17, 3, 9, 1, 12, 5], seed=1)
+    net.first_layer = "plain"
+    plain = outputs_and_gradients(net, words, lengths)
+    net.first_layer = "gathered"
+    gathered = outputs_and_gradients(net, words, lengths)
+    assert plain.keys() == gathered.keys()
+    for name, value in plain.items():
+        if value is None:  # frozen lookup tables
+            assert gathered[name] is None and config.freeze_embeddings
+        else:
+            torch.testing.assert_close(gathered[name], value, rtol=1e-9, atol=1e-12, msg=name)
+    if not config.freeze_embeddings:  # the padding rows stay fixed
+        assert all(lookup.weight.grad[0].abs().max() == 0 for lookup in net.lookups)
+
+
+def test_the_gathered_first_layer_matches_in_single_precision_too():
+    config = small_config(n_words=(64, 64, 64), embed_dims=(12, 12, 12), conv_units=(40,))
+    torch.manual_seed(0)
+    net = KCNN(config)
+    words, lengths = random_batch(config, list(range(16, 65, 4)), seed=2)
+    net.first_layer = "plain"
+    plain = outputs_and_gradients(net, words, lengths)
+    net.first_layer = "gathered"
+    gathered = outputs_and_gradients(net, words, lengths)
+    for name, value in plain.items():
+        torch.testing.assert_close(gathered[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_the_gathered_first_layer_does_not_depend_on_the_thread_count():
+    config = small_config(n_words=(64, 64), embed_dims=(12, 12), conv_units=(40,))
+    torch.manual_seed(0)
+    net = KCNN(config)
+    net.first_layer = "gathered"
+    words, lengths = random_batch(config, list(range(16, 65, 2)), seed=3)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = outputs_and_gradients(net, words, lengths)
+        torch.set_num_threads(4)
+        four = outputs_and_gradients(net, words, lengths)
+    finally:
+        torch.set_num_threads(threads)
+    for name, value in one.items():
+        torch.testing.assert_close(four[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_the_parameters_keep_their_names():
+    net = KCNN(small_config(conv_units=(8, 8)))
+    assert list(net.state_dict()) == [
+        "lookups.0.weight",
+        "lookups.1.weight",
+        "convs.0.weight",
+        "convs.0.bias",
+        "convs.1.weight",
+        "convs.1.bias",
+        "hidden.1.weight",
+        "hidden.1.bias",
+        "output.1.weight",
+        "output.1.bias",
+    ]
+
+
+def test_batches_hold_crops_of_similar_length_in_random_order():
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(16, 65, size=250)
+    batches = length_batches(lengths, 32, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(250))
+    assert sorted(len(b) for b in batches) == [26] + [32] * 7
+    spans = [np.ptp(lengths[b]) for b in batches]
+    assert max(spans) <= 10  # a random batch of 32 spans about 45 lengths
+    longest = [lengths[b].max() for b in batches]
+    assert longest != sorted(longest)
+    again = length_batches(lengths, 32, np.random.default_rng(8))
+    assert [b.tolist() for b in again] != [b.tolist() for b in batches]

@@ -40,6 +40,18 @@ def excerpts(n_words: int, width: int | None) -> list[slice]:
     return [slice(start, start + width) for start in starts]
 
 
+def length_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Every index of `lengths` once, in batches of `batch_size` examples of similar length
+    (little padding), in random order: the examples are shuffled, sorted by length (equal
+    lengths stay shuffled), cut into batches, and the batches shuffled."""
+    shuffled = rng.permutation(len(lengths))
+    by_length = shuffled[np.argsort(np.asarray(lengths)[shuffled], kind="stable")]
+    batches = [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def random_crops(
     songs: Sequence[np.ndarray],
     n_crops: int,
@@ -74,11 +86,12 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     representation (the topmost hidden layer), float32 (n_songs, hidden_units[-1]).
 
     Training minimises cross-entropy + lambda/2 ||theta||^2 by minibatch SGD with momentum
-    on random crops of the songs (`crops_per_song` a song and epoch, `crop_words` long),
-    the lookup tables at `lookup_learning_rate`. A stratified `validation_fraction` of the
-    songs is held out: training stops once its loss has not improved for `patience`
-    epochs, and the weights of its best epoch are kept (`best_epoch_`). `groups` (one per
-    song, e.g. several copies of one recording) keep a group on one side of that split.
+    on random crops of the songs (`crops_per_song` a song and epoch, `crop_words` long;
+    batches of crops of similar length, see `length_batches`), the lookup tables at
+    `lookup_learning_rate`. A stratified `validation_fraction` of the songs is held out:
+    training stops once its loss has not improved for `patience` epochs, and the weights
+    of its best epoch are kept (`best_epoch_`). `groups` (one per song, e.g. several
+    copies of one recording) keep a group on one side of that split.
     Prediction reads every view of a song (as heard, and as band-limited copies would
     sound) in windows of `predict_window` words overlapping by half (None: whole), and
     averages the probabilities and representations of all of them.
@@ -234,10 +247,8 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         chosen = [X.words[i] for i in songs]
         lo, hi = self.crop_words
         examples, owner = random_crops(chosen, self.crops_per_song, lo, hi, rng)
-        order = rng.permutation(len(examples))
         total = 0.0
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in length_batches([e.shape[1] for e in examples], self.batch_size, rng):
             words, lengths = pad_batch([examples[i] for i in idx])
             labels = target[songs[owner[idx]]]
             loss = torch.nn.functional.cross_entropy(self.network_(words, lengths), labels)
