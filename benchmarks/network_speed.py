@@ -6,8 +6,10 @@ words, lookup tables of 48 dimensions) through the default network (window 5, 50
 convolution units, 5-max pooling, 300 hidden units): training epochs of 8 crops of 16 to 64
 words a song in batches of 32, as `KCNNClassifier` trains, and prediction batches of 256
 windows of 64 words. Each setting runs in turn, `--repeats` times; the fastest run counts.
+Times are this process's CPU time, steadier than the wall clock when other jobs share the
+cores (with one thread the two agree on an idle machine); `--wall` times by the wall clock.
 
-    python benchmarks/network_speed.py [--threads 1] [--repeats 3]
+    python benchmarks/network_speed.py [--threads 1] [--repeats 3] [--wall]
 
 Prints markdown tables: time per epoch and per song-epoch; the first convolution's
 multiply-adds and achieved GFLOP/s; forward and backward times of each part of the network.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 import numpy as np
@@ -59,24 +61,28 @@ def conv_flops(net: KCNN, words: torch.Tensor, backward: bool) -> float:
 class Clock:
     """Seconds spent in named parts of the work."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
         self.seconds: dict[str, float] = defaultdict(float)
-        self.last = time.perf_counter()
+        self.last = now()
 
     def lap(self, part: str) -> None:
-        now = time.perf_counter()
+        now = self.now()
         self.seconds[part] += now - self.last
         self.last = now
 
 
 def train_step(
     net: KCNN, optimiser: torch.optim.Optimizer, crops: list, labels: torch.Tensor, clock: Clock
-) -> float:
+) -> Counter:
     """One SGD step as `KCNNClassifier` takes it (`KCNN.represent` for one convolution
-    layer), timed part by part; returns the first convolution's FLOPs."""
+    layer), timed part by part; returns the first convolution's FLOPs and the positions,
+    padded ones too, that it computes."""
     words, lengths = pad_batch(crops)
     clock.lap("padding")
-    flops = conv_flops(net, words, backward=True)
+    positions = words.shape[0] * words.shape[2]
+    counts = Counter(flops=conv_flops(net, words, backward=True), positions=positions)
+    counts["padded"] = positions - int(lengths.sum())
     mask = (torch.arange(words.shape[-1])[None, :] < lengths[:, None]).unsqueeze(1)
     x = net.first_conv(words, mask)
     clock.lap("first conv forward")
@@ -96,7 +102,7 @@ def train_step(
     optimiser.step()
     optimiser.zero_grad()
     clock.lap("optimizer")
-    return flops
+    return counts
 
 
 def optimiser_for(net: KCNN) -> torch.optim.Optimizer:
@@ -113,26 +119,29 @@ def epoch(
     labels: torch.Tensor,
     batching: Callable,
     rng: np.random.Generator,
-) -> tuple[dict[str, float], float]:
-    """One training epoch: seconds by part, and first-convolution FLOPs."""
+    now: Callable[[], float],
+) -> tuple[dict[str, float], Counter]:
+    """One training epoch: seconds by part, and the counts of `train_step`."""
     net.train()
     optimiser = optimiser_for(net)
     crops, owner = random_crops(songs, CROPS, *CROP_WORDS, rng)
-    clock, flops = Clock(), 0.0
+    clock, counts = Clock(now), Counter()
     for idx in batching([c.shape[1] for c in crops], BATCH, rng):
-        flops += train_step(net, optimiser, [crops[i] for i in idx], labels[owner[idx]], clock)
-    return dict(clock.seconds), flops
+        counts += train_step(net, optimiser, [crops[i] for i in idx], labels[owner[idx]], clock)
+    return dict(clock.seconds), counts
 
 
-def prediction(net: KCNN, rng: np.random.Generator) -> tuple[dict[str, float], float]:
+def prediction(
+    net: KCNN, rng: np.random.Generator, now: Callable[[], float]
+) -> tuple[dict[str, float], Counter]:
     """One prediction batch (forward only): seconds by part, and first-convolution FLOPs."""
     net.eval()
     shape = (PREDICT_BATCH, len(N_WORDS), PREDICT_WORDS)
     words = torch.from_numpy(rng.integers(0, N_WORDS[0], shape))
     lengths = torch.full((PREDICT_BATCH,), PREDICT_WORDS)
     with torch.no_grad():
-        flops = conv_flops(net, words, backward=False)
-        clock = Clock()
+        counts = Counter(flops=conv_flops(net, words, backward=False))
+        clock = Clock(now)
         mask = torch.ones(PREDICT_BATCH, 1, PREDICT_WORDS, dtype=torch.bool)
         x = net.first_conv(words, mask)
         clock.lap("first conv forward")
@@ -140,11 +149,11 @@ def prediction(net: KCNN, rng: np.random.Generator) -> tuple[dict[str, float], f
         clock.lap("k-max pooling forward")
         net.output(net.hidden(pooled.flatten(1))).softmax(1)
         clock.lap("hidden + softmax forward")
-    return dict(clock.seconds), flops
+    return dict(clock.seconds), counts
 
 
-def fastest(runs: list[tuple[dict[str, float], float]]) -> tuple[dict[str, float], float]:
-    """The run (seconds by part, FLOPs) of least total time."""
+def fastest(runs: list[tuple[dict[str, float], Counter]]) -> tuple[dict[str, float], Counter]:
+    """The run (seconds by part, counts) of least total time."""
     return min(runs, key=lambda run: sum(run[0].values()))
 
 
@@ -152,7 +161,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each setting (3)")
+    parser.add_argument("--wall", action="store_true", help="time by the wall clock")
     args = parser.parse_args()
+    now = time.perf_counter if args.wall else time.process_time
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
@@ -176,36 +187,41 @@ def main() -> None:
             net = copy.deepcopy(start)
             net.first_layer = path
             crops = np.random.default_rng(repeat)
-            runs[name].append(epoch(net, songs, labels, batching, crops))
+            runs[name].append(epoch(net, songs, labels, batching, crops, now))
         for path in ("plain", "gathered"):
             net = copy.deepcopy(start)
             net.first_layer = path
-            runs[f"predict {path}"].append(prediction(net, np.random.default_rng(repeat)))
+            runs[f"predict {path}"].append(prediction(net, np.random.default_rng(repeat), now))
     print(
         f"{N_SONGS} songs of {SONG_WORDS[0]}-{SONG_WORDS[1]} words, {CROPS} crops of "
         f"{CROP_WORDS[0]}-{CROP_WORDS[1]} words a song in batches of {BATCH}; "
         f"{len(N_WORDS)} x {N_WORDS[0]} words, lookup tables of {DIMS[0]}, "
-        f"{args.threads} thread(s), fastest of {args.repeats}\n"
+        f"{args.threads} thread(s), {'wall' if args.wall else 'CPU'} time, "
+        f"fastest of {args.repeats}\n"
     )
-    print("| training | epoch (s) | per song-epoch (ms) | first conv GFLOP | GFLOP/s |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| training | epoch (s) | per song-epoch (ms) | padded positions "
+        "| first conv GFLOP | GFLOP/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for name in settings:
-        seconds, flops = fastest(runs[name])
+        seconds, counts = fastest(runs[name])
         conv = seconds["first conv forward"] + seconds["first conv backward"]
         total = sum(seconds.values())
         print(
             f"| {name} | {total:.2f} | {1e3 * total / N_SONGS:.1f} "
-            f"| {flops / 1e9:.1f} | {flops / conv / 1e9:.1f} |"
+            f"| {counts['padded'] / counts['positions']:.0%} "
+            f"| {counts['flops'] / 1e9:.1f} | {counts['flops'] / conv / 1e9:.1f} |"
         )
     print(f"\nPrediction, one batch of {PREDICT_BATCH} windows of {PREDICT_WORDS} words:\n")
     print("| first conv | batch (ms) | first conv (ms) | first conv GFLOP | GFLOP/s |")
     print("|---|---:|---:|---:|---:|")
     for path in ("plain", "gathered"):
-        seconds, flops = fastest(runs[f"predict {path}"])
+        seconds, counts = fastest(runs[f"predict {path}"])
         conv = seconds["first conv forward"]
         print(
             f"| {path} | {1e3 * sum(seconds.values()):.0f} | {1e3 * conv:.0f} "
-            f"| {flops / 1e9:.1f} | {flops / conv / 1e9:.1f} |"
+            f"| {counts['flops'] / 1e9:.1f} | {counts['flops'] / conv / 1e9:.1f} |"
         )
     print("\nWhere the time goes (ms; training: an epoch, prediction: a batch):\n")
     columns = [*settings, "predict plain", "predict gathered"]
