@@ -46,8 +46,8 @@ def resolve_device(name: str) -> torch.device:
 def full_precision() -> Iterator[None]:
     """Float32 convolutions and matrix products in full precision on every device.
 
-    PyTorch lets CUDA convolutions use TF32 (a 10-bit mantissa) by default; without it, a
-    GPU gives the CPU's results within float32 rounding. The settings are put back after.
+    PyTorch lets CUDA convolutions use TF32 (a 10-bit mantissa) by default; in IEEE float32
+    a GPU gives the CPU's results within float32 rounding. The settings are put back after.
     """
     conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
     before = conv.fp32_precision, matmul.fp32_precision
