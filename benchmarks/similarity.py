@@ -2,10 +2,8 @@
 
 KCNN representations against MFCC statistics, both searched through kcnn's index (cosine
 of vectors standardised per dimension over the indexed songs), and the plain cosine of
-the raw KCNN representations. Then the index's build time, query latency and recall@10
-(against exact search) for 100 and 100,000 random vectors of the representations' size
-(300): uniform in (0, 1), which have no neighbourhood structure, and sigmoids of Gaussian
-clusters, which have some, as representations do.
+the raw KCNN representations. The index's speed at scale is measured by
+benchmarks/index_scale.py.
 
     python benchmarks/similarity.py [--data DIR] [--splits DIR] [--seeds 3] [--epochs 60]
 
@@ -39,7 +37,6 @@ from kcnn.words import AudioWords
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 K = 5
-DIM = 300
 
 
 def splits(clips: Sequence[Path], lists: Path) -> dict[str, tuple[list[int], list[int]]]:
@@ -168,52 +165,6 @@ def neighbour_table(args: argparse.Namespace) -> None:
             )
 
 
-def random_vectors(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n random vectors (n, DIM) in (0, 1): uniform, or sigmoids of 2,000 Gaussian clusters."""
-    if kind == "uniform":
-        return rng.random((n, DIM), dtype=np.float32)
-    centres = rng.normal(0, 2, (2000, DIM))
-    logits = centres[rng.integers(0, len(centres), n)] + rng.normal(0, 1, (n, DIM))
-    return (1 / (1 + np.exp(-logits))).astype(np.float32)
-
-
-def speed_table(sizes: Sequence[int], n_queries: int = 200) -> None:
-    """Build time, single-query latency and recall@10 (against exact search) of the index."""
-    rng = np.random.default_rng(0)
-    print(f"\n## Index speed: random vectors of {DIM} dimensions, 10 neighbours a query\n")
-    print("| vectors | kind | search | build s | query p50 ms | query p95 ms | recall@10 |")
-    print("|---:|---|---|---:|---:|---:|---:|")
-    for kind in ("uniform", "clustered"):
-        for n in sizes:
-            both = random_vectors(kind, n + n_queries, rng)
-            vectors, queries = both[:n], both[n:]
-            exact_hits: list[set[int]] = []
-            for search, limit in (("exact", n), ("HNSW", 0)):
-                index = SongIndex(DIM, "benchmark", "benchmark")
-                index.exact_limit = limit
-                started = time.perf_counter()
-                index.add([Song(f"random/{i}", None, 0, 0) for i in range(n)], vectors)
-                index.search_index()
-                build = time.perf_counter() - started
-                latencies, hits = [], []
-                for query in queries:
-                    started = time.perf_counter()
-                    found = index.search(query, 10)[0]
-                    latencies.append(1000 * (time.perf_counter() - started))
-                    hits.append({h.row for h in found})
-                if search == "exact":
-                    exact_hits = hits
-                recall = np.mean(
-                    [len(a & b) / len(a) for a, b in zip(exact_hits, hits, strict=True)]
-                )
-                p50, p95 = np.percentile(latencies, [50, 95])
-                print(
-                    f"| {n:,} | {kind} | {search} | {build:.2f} | {p50:.2f} | {p95:.2f} "
-                    f"| {recall:.3f} |",
-                    flush=True,
-                )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -224,14 +175,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--seeds", type=int, default=3, help="KCNN trainings per split (default 3)")
     parser.add_argument("--epochs", type=int, default=KCNNClassifier().epochs, help="KCNN epochs")
-    parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[100, 100_000], help="index sizes to time"
-    )
-    parser.add_argument("--speed-only", action="store_true", help="only the index speed table")
     args = parser.parse_args(argv)
-    if not args.speed_only:
-        neighbour_table(args)
-    speed_table(args.sizes)
+    neighbour_table(args)
 
 
 if __name__ == "__main__":

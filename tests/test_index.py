@@ -5,12 +5,23 @@ from __future__ import annotations
 import itertools
 import json
 
+import faiss
 import numpy as np
 import pytest
 
+import kcnn.index
 from kcnn.clustering import agreement, cluster, default_clusters, purity
 from kcnn.errors import KcnnError
-from kcnn.index import Song, SongIndex, model_fingerprint, unit_rows
+from kcnn.index import (
+    IVF_PROBES,
+    SEARCH_FILE,
+    Song,
+    SongIndex,
+    ivf_lists,
+    model_fingerprint,
+    unit_rows,
+    unit_statistics,
+)
 from kcnn.maps import layout, map_data, place, write_html, write_png
 
 DIM = 8
@@ -96,17 +107,111 @@ def test_save_and_load_round_trip(index, tmp_path):
     assert [p.name for p in tmp_path.glob(".idx*")] == [".idx.lock"], "temporaries left behind"
 
 
-def test_large_indexes_are_searched_through_a_saved_hnsw_graph(tmp_path):
-    centres = np.random.default_rng(1).normal(size=(4, DIM))
-    vectors, blob = blobs(30, centres, seed=2)
-    songs = SongIndex(DIM, "model", "id")
-    songs.exact_limit = 50
-    songs.add([Song(f"/music/{i}.wav", None, 0, 0) for i in range(len(vectors))], vectors)
+def random_index(n, dim=32, exact_limit=1_000, seed=0):
+    """An index of `n` random Gaussian vectors, searched approximately above `exact_limit`."""
+    vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    songs = SongIndex(dim, "model", "id")
+    songs.exact_limit = exact_limit
+    songs.add([Song(f"/music/{i}.wav", None, 0, 0) for i in range(n)], vectors)
+    songs.positions = np.full((n, 2), 0.5, dtype=np.float32)  # saved without a t-SNE map
+    return songs, vectors
+
+
+def rows_found(songs, queries, n=10):
+    return [{hit.row for hit in hits} for hits in songs.search(queries, n)]
+
+
+def test_the_search_is_exact_up_to_the_limit_and_through_an_ivf_index_above(tmp_path):
+    threads = faiss.omp_get_max_threads()
+    exact, vectors = random_index(300, exact_limit=300)
+    assert type(exact.search_index()) is faiss.IndexFlatIP
+    exact.save(tmp_path / "exact")
+    assert not (tmp_path / "exact" / SEARCH_FILE).exists()
+    approximate, _ = random_index(301, exact_limit=300)
+    assert type(approximate.search_index()) is faiss.IndexIVFFlat
+    assert approximate.search_index().nlist == ivf_lists(301)
+    found = rows_found(approximate, vectors[:20])
+    approximate.save(tmp_path / "approximate")
+    assert (tmp_path / "approximate" / SEARCH_FILE).is_file()
+    again = SongIndex.load(tmp_path / "approximate")
+    assert type(again.search_index()) is faiss.IndexIVFFlat
+    assert again.search_index().nprobe == IVF_PROBES
+    assert rows_found(again, vectors[:20]) == found
+    assert all(q in rows for q, rows in enumerate(found)), "a song is its own nearest"
+    assert faiss.omp_get_max_threads() == threads
+
+
+def test_the_ivf_index_finds_most_true_neighbours_of_random_vectors():
+    approximate, _ = random_index(4_000)
+    exact, _ = random_index(4_000, exact_limit=4_000)
+    queries = np.random.default_rng(1).normal(size=(200, 32)).astype(np.float32)
+    pairs = zip(rows_found(approximate, queries), rows_found(exact, queries), strict=True)
+    recall = np.mean([len(a & b) / len(b) for a, b in pairs])
+    assert recall >= 0.9, recall
+
+
+def test_vectors_are_read_from_the_saved_file_in_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(kcnn.index, "CHUNK_ROWS", 7)
+    songs, vectors = random_index(300, dim=DIM, exact_limit=100)
+    mean, std = unit_statistics(vectors)
+    assert np.allclose(mean, vectors.mean(0, dtype=np.float64), rtol=0, atol=1e-12)
+    assert np.allclose(std, vectors.std(0, dtype=np.float64), rtol=1e-12, atol=0)
+    standardised = (vectors - mean) / np.maximum(std, kcnn.index.MIN_SCALE)
+    assert np.allclose(songs.comparable(vectors), unit_rows(standardised), atol=1e-6)
     songs.save(tmp_path / "idx")
-    assert (tmp_path / "idx" / "hnsw.faiss").is_file()
+    assert isinstance(songs.vectors, np.memmap), "not read back from the written file"
     again = SongIndex.load(tmp_path / "idx")
-    found = again.search(vectors[:10], 5, exclude=range(10))
-    assert all(blob[n.row] == blob[q] for q, hits in enumerate(found) for n in hits)
+    assert isinstance(again.vectors, np.memmap) and np.array_equal(again.vectors, vectors)
+    assert again.search_index().ntotal == 300
+    again.add([Song("/music/3.wav", "new", 0, 0)], np.ones((1, DIM)))
+    assert np.all(again.vectors[3] == 1) and np.array_equal(again.vectors[4], vectors[4])
+    assert np.array_equal(np.load(tmp_path / "idx" / "vectors.npy")[3], vectors[3])
+
+
+def test_a_path_given_twice_in_one_batch_is_added_once_with_its_last_vector():
+    songs = SongIndex(DIM, "model", "id")
+    twice = [Song("/music/a.wav", None, 0, 0), Song("/music/a.wav", "rock", 1, 1)]
+    songs.add(twice, np.stack([np.zeros(DIM), np.ones(DIM)]))
+    assert len(songs) == 1 and songs.labels == ["rock"] and np.all(songs.vectors == 1)
+
+
+def with_graph_of(change):
+    """Tamper with a saved IVF index: replace it by what `change(index)` returns."""
+
+    def tamper(folder):
+        index = faiss.read_index(str(folder / SEARCH_FILE))
+        faiss.write_index(change(index), str(folder / SEARCH_FILE))
+
+    return tamper
+
+
+def flat_instead(index):
+    flat = faiss.IndexFlatIP(index.d)
+    flat.add(np.zeros((index.ntotal, index.d), np.float32))
+    return flat
+
+
+def one_vector_less(index):
+    index.remove_ids(np.array([0], dtype=np.int64))
+    return index
+
+
+DAMAGED_IVF = {
+    "truncated": lambda f: (f / SEARCH_FILE).write_bytes((f / SEARCH_FILE).read_bytes()[:500]),
+    "not faiss": lambda f: (f / SEARCH_FILE).write_bytes(b"\x00" * 64),
+    "a flat index": with_graph_of(flat_instead),
+    "a vector missing": with_graph_of(one_vector_less),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_IVF)
+def test_a_damaged_ivf_index_is_a_one_line_error_naming_the_file(tmp_path, case):
+    random_index(150, exact_limit=100)[0].save(tmp_path / "idx")
+    DAMAGED_IVF[case](tmp_path / "idx")
+    with pytest.raises(KcnnError) as refused:
+        SongIndex.load(tmp_path / "idx")
+    message = str(refused.value)
+    assert "\n" not in message and f"{tmp_path / 'idx' / SEARCH_FILE}: damaged" in message, message
 
 
 def test_broken_or_foreign_indexes_are_refused_in_one_line(index, tmp_path):

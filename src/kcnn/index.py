@@ -7,22 +7,28 @@ An index is a folder:
 - `vectors.npy`: the representations, float32 (n_songs, dim), row i for song i;
 - `positions.npy`: the songs' places on the collection map, float32 (n_songs, 2) in the
   unit square (see `kcnn.maps.layout`);
-- `hnsw.faiss`: only above `EXACT_LIMIT` songs, the HNSW graph of the vectors.
+- `ivf.faiss`: only above `EXACT_LIMIT` songs, the faiss IVF index of the vectors.
 
 Similarity is the cosine of two standardised representations: each unit (column) is
 shifted and scaled by its mean and standard deviation over the indexed songs, so that
 units which vary little across the collection do not swamp those that tell songs apart
 (it is a correlation of the two songs' unit activations). The statistics follow the
 collection: adding songs moves them a little. Up to `EXACT_LIMIT` songs the search is exact
-(faiss IndexFlatIP on unit-length vectors); above, it is approximate (HNSW).
+(faiss IndexFlatIP on unit-length vectors); above, it is approximate: an inverted file
+(faiss IndexIVFFlat) of about 2 sqrt(n) k-means lists, of which a query reads the
+`IVF_PROBES` nearest. The search index is built from the vectors `CHUNK_ROWS` rows at a
+time, read from the memory-mapped `vectors.npy` of a saved index, so that building it
+makes no copy of them beyond the one faiss keeps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -36,13 +42,17 @@ from kcnn.maps import layout
 FORMAT_VERSION = 1
 INDEX = OutputKind("kcnn index", json_marker("index.json", "format_version"))
 """An index folder: index.json holds a format_version."""
-EXACT_LIMIT = 100_000
-"""Largest index searched exactly; a larger one is searched through an HNSW graph. Exact
-search of 100,000 songs takes about 30 ms a query on 2 cores, while the graph, rebuilt
-whenever songs are added (the standardisation moves every vector), takes minutes."""
-HNSW_LINKS = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+SEARCH_FILE = "ivf.faiss"
+EXACT_LIMIT = 50_000
+"""Largest index searched exactly (about 8 ms a query on one core); a larger one is
+searched through an IVF index, rebuilt whenever songs are added (the standardisation moves
+every vector): about 2 minutes for a million songs on 2 cores (benchmarks/index_scale.py)."""
+IVF_PROBES = 32
+"""Lists of an IVF index that a query reads."""
+TRAINING_ROWS_PER_LIST = 64
+"""Vectors drawn to train each IVF list's k-means centroid (faiss wants at least 39)."""
+CHUNK_ROWS = 16_384
+"""Vectors read, standardised or added to faiss at a time."""
 MIN_SCALE = 1e-2
 """Floor of a unit's standard deviation, so that a unit constant over the collection is
 not blown up; in the units of the vectors (sigmoid activations in (0, 1) for kcnn's)."""
@@ -61,6 +71,43 @@ def model_fingerprint(model_dir: str | Path) -> str:
             raise ModelError(f"{model_dir}: not a kcnn model ({name}: {err.strerror})") from err
         digest.update(name.encode() + b"\0" + data)
     return digest.hexdigest()
+
+
+def ivf_lists(n: int) -> int:
+    """Lists of the IVF index of `n` vectors: about 2 sqrt(n), each trained on
+    TRAINING_ROWS_PER_LIST vectors."""
+    return max(1, min(round(2 * math.sqrt(n)), n // TRAINING_ROWS_PER_LIST))
+
+
+def unit_statistics(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (float64, (dim,)) of each column of `vectors` (n >= 1,
+    dim), read CHUNK_ROWS rows at a time; the chunks' partial sums of squared deviations
+    are merged as in Chan, Golub and LeVeque's pairwise algorithm."""
+    count, mean, squares = 0, np.zeros(vectors.shape[1]), np.zeros(vectors.shape[1])
+    for start in range(0, len(vectors), CHUNK_ROWS):
+        block = np.asarray(vectors[start : start + CHUNK_ROWS], dtype=np.float64)
+        block_mean = block.mean(axis=0)
+        total = count + len(block)
+        delta = block_mean - mean
+        squares += ((block - block_mean) ** 2).sum(axis=0) + delta**2 * count * len(block) / total
+        mean += delta * len(block) / total
+        count = total
+    return mean, np.sqrt(squares / count)
+
+
+@contextlib.contextmanager
+def _faiss_threads(n: int) -> Iterator[None]:
+    """Let faiss use at most `n` threads (and at least one) in this block, in this thread.
+
+    faiss shares a search out by query: the other threads of a single query only wait,
+    and on a busy machine waking them costs more than the search (tenfold, measured).
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(1, min(n, before)))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -109,7 +156,8 @@ class SongIndex:
 
     model_path, model_id: the model folder whose representations the vectors are, and its
     `model_fingerprint`. exact_limit: the most songs searched exactly; more are searched
-    through an HNSW graph.
+    through an IVF index. `vectors` (n_songs, dim) is an array in memory, or memory-mapped
+    from the index's file once loaded or saved.
     """
 
     def __init__(self, dim: int, model_path: str, model_id: str) -> None:
@@ -156,36 +204,47 @@ class SongIndex:
             )
 
     def add(self, songs: Sequence[Song], vectors: np.ndarray) -> None:
-        """Add songs with their vectors (n, dim); a path already indexed gets the new entry."""
+        """Add songs with their vectors (n, dim); a path already indexed gets the new entry.
+
+        The vectors are then held in memory (float32), until the index is saved.
+        """
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(songs), self.dim):
             raise ValueError(
                 f"expected vectors of shape ({len(songs)}, {self.dim}), got {vectors.shape}"
             )
-        new_rows = []
-        for song, vector in zip(songs, vectors, strict=True):
-            row = self._rows.get(song.path)
-            if row is None:
-                self._rows[song.path] = len(self.songs)
-                new_rows.append(vector)
+        n_before, rows = len(self.songs), []
+        for song in songs:
+            row = self._rows.setdefault(song.path, len(self.songs))
+            if row == len(self.songs):
                 self.songs.append(song)
             else:
                 self.songs[row] = song
-                self.vectors[row] = vector
-        if new_rows:
-            self.vectors = np.concatenate([self.vectors, np.stack(new_rows)])
+            rows.append(row)
+        updated = np.empty((len(self.songs), self.dim), dtype=np.float32)
+        updated[:n_before] = self.vectors
+        updated[rows] = vectors  # the last of a path given twice wins
+        self.vectors = updated
         self.positions = None
         self._search_index = None
         self._statistics = None
 
     def comparable(self, vectors: np.ndarray) -> np.ndarray:
-        """Vectors (m, dim) as the index compares them: standardised per unit, unit length."""
+        """Vectors (m, dim) as the index compares them: standardised per unit, unit length
+        (float32, made CHUNK_ROWS rows at a time)."""
         if self._statistics is None:
-            mean = self.vectors.mean(axis=0, dtype=np.float64) if len(self) else np.zeros(self.dim)
-            scale = self.vectors.std(axis=0, dtype=np.float64) if len(self) else np.ones(self.dim)
+            if len(self):
+                mean, scale = unit_statistics(self.vectors)
+            else:
+                mean, scale = np.zeros(self.dim), np.ones(self.dim)
             self._statistics = (mean, np.maximum(scale, MIN_SCALE))
         mean, scale = self._statistics
-        return unit_rows((np.atleast_2d(vectors) - mean) / scale)
+        vectors = np.atleast_2d(vectors)
+        out = np.empty(vectors.shape, dtype=np.float32)
+        for start in range(0, len(vectors), CHUNK_ROWS):
+            block = vectors[start : start + CHUNK_ROWS]
+            out[start : start + len(block)] = unit_rows((block - mean) / scale)
+        return out
 
     def search(
         self, queries: np.ndarray, n: int, exclude: Sequence[int | None] | None = None
@@ -201,7 +260,9 @@ class SongIndex:
         if not len(self) or n < 1:
             return [[] for _ in queries]
         wanted = min(n + any(row is not None for row in exclude), len(self))
-        similarities, rows = self.search_index().search(queries, wanted)
+        index = self.search_index()
+        with _faiss_threads(len(queries)):
+            similarities, rows = index.search(queries, wanted)
         results = []
         for own, sims, found in zip(exclude, similarities, rows, strict=True):
             hits = [(int(r), float(s)) for r, s in zip(found, sims, strict=True) if r >= 0]
@@ -212,24 +273,33 @@ class SongIndex:
         return results
 
     def search_index(self) -> faiss.Index:
-        """The faiss index of the `comparable` vectors (inner product = cosine), built once."""
+        """The faiss index of the `comparable` vectors (inner product = cosine), built once:
+        exact up to `exact_limit` songs, IVF above (see the module docstring)."""
         if self._search_index is None:
-            vectors = self.comparable(self.vectors)
-            if len(self) > self.exact_limit:
-                index = faiss.IndexHNSWFlat(self.dim, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
-                index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            n = len(self)
+            if n > self.exact_limit:
+                lists = ivf_lists(n)
+                quantiser = faiss.IndexFlatIP(self.dim)
+                index = faiss.IndexIVFFlat(quantiser, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
+                drawn = np.random.default_rng(0).choice(
+                    n, min(n, lists * TRAINING_ROWS_PER_LIST), replace=False
+                )
+                index.train(self.comparable(self.vectors[np.sort(drawn)]))
             else:
                 index = faiss.IndexFlatIP(self.dim)
-            index.add(vectors)
+            for start in range(0, n, CHUNK_ROWS):
+                index.add(self.comparable(self.vectors[start : start + CHUNK_ROWS]))
             self._search_index = index
-        if isinstance(self._search_index, faiss.IndexHNSWFlat):
-            self._search_index.hnsw.efSearch = HNSW_EF_SEARCH
+        if isinstance(self._search_index, faiss.IndexIVFFlat):
+            self._search_index.nprobe = IVF_PROBES
         return self._search_index
 
     def save(self, path: str | Path) -> None:
         """Write the index folder atomically, laying out the map first if songs changed.
 
-        Refuses (KcnnError) to replace anything at `path` but an index (`INDEX.check`).
+        The vectors are then read from the written file (memory-mapped), also to build the
+        IVF index of a large collection. Refuses (KcnnError) to replace anything at `path`
+        but an index (`INDEX.check`).
         """
         if self.positions is None:
             self.positions = layout(self.comparable(self.vectors))
@@ -238,14 +308,16 @@ class SongIndex:
             "kcnn_version": __version__,
             "model": {"path": self.model_path, "fingerprint": self.model_id},
             "dim": self.dim,
-            "songs": [asdict(song) for song in self.songs],
+            "songs": [vars(song) for song in self.songs],  # 5x faster than asdict
         }
         with atomic_directory(path, INDEX) as tmp:
-            (tmp / "index.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            # no indent: json's C encoder, 7x faster for a million songs
+            (tmp / "index.json").write_text(json.dumps(meta), encoding="utf-8")
             np.save(tmp / "vectors.npy", self.vectors)
             np.save(tmp / "positions.npy", self.positions.astype(np.float32))
+            self.vectors = np.load(tmp / "vectors.npy", mmap_mode="r")
             if len(self) > self.exact_limit:
-                faiss.write_index(self.search_index(), str(tmp / "hnsw.faiss"))
+                faiss.write_index(self.search_index(), str(tmp / SEARCH_FILE))
 
     @classmethod
     def load(cls, path: str | Path) -> SongIndex:
@@ -279,23 +351,36 @@ class SongIndex:
         if len(index._rows) != len(index.songs):
             raise KcnnError(f"{meta_file}: damaged (a song listed twice)")
         n = len(index.songs)
-        index.vectors = _load_array(path / "vectors.npy", (n, dim))
+        index.vectors = _load_array(path / "vectors.npy", (n, dim), memory_map=True)
         index.positions = _load_array(path / "positions.npy", (n, 2))
-        graph = path / "hnsw.faiss"
-        if graph.is_file():
-            with damaged(graph):
-                index._search_index = faiss.read_index(str(graph))
-                if index._search_index.ntotal != n or index._search_index.d != dim:
-                    raise ValueError(f"a graph of another size than the {n} songs")
+        search_file = path / SEARCH_FILE
+        if search_file.is_file():
+            index._search_index = _load_ivf(search_file, n, dim)
         return index
 
 
-def _load_array(file: Path, shape: tuple[int, int]) -> np.ndarray:
-    """The float array in the .npy `file`, checked to be finite and of `shape`."""
+def _load_array(file: Path, shape: tuple[int, int], memory_map: bool = False) -> np.ndarray:
+    """The float array in the .npy `file` (memory-mapped, read-only, if `memory_map`),
+    checked CHUNK_ROWS rows at a time to be finite, and to be of `shape`."""
     with damaged(file):
-        array = np.load(file, allow_pickle=False)
+        array = np.load(file, allow_pickle=False, mmap_mode="r" if memory_map else None)
         if array.shape != shape or not np.issubdtype(array.dtype, np.floating):
             raise ValueError(f"{array.dtype} array of shape {array.shape}, expected {shape}")
-        if not np.isfinite(array).all():
-            raise ValueError("values that are not finite (NaN or inf)")
+        for start in range(0, len(array), CHUNK_ROWS):
+            if not np.isfinite(array[start : start + CHUNK_ROWS]).all():
+                raise ValueError("values that are not finite (NaN or inf)")
     return array
+
+
+def _load_ivf(file: Path, n: int, dim: int) -> faiss.IndexIVFFlat:
+    """The IVF index in `file`, checked to hold the `n` vectors of `dim` dimensions."""
+    with damaged(file):
+        index = faiss.read_index(str(file))
+        if not (
+            isinstance(index, faiss.IndexIVFFlat)
+            and index.metric_type == faiss.METRIC_INNER_PRODUCT
+        ):
+            raise ValueError(f"a faiss {type(index).__name__}, not an IVF index of cosines")
+        if (index.ntotal, index.d) != (n, dim):
+            raise ValueError(f"{index.ntotal} vectors of {index.d} dimensions, not {n} of {dim}")
+    return index

@@ -21,7 +21,7 @@ def kmax_pool(
     if lengths is None:
         lengths = torch.full((batch,), time, dtype=torch.long, device=x.device)
     per_item = torch.as_tensor(k, device=x.device).expand(batch)
-    k_max = int(per_item.max())
+    k_max = k if isinstance(k, int) else int(k.max())  # an int needs no wait for a GPU
     positions = torch.arange(max(time, k_max), device=x.device)
     valid = positions[None, :] < lengths[:, None]  # (batch, max(time, k))
     if time < k_max:

@@ -28,6 +28,8 @@ FORMAT_VERSION = 2
 MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
 """A model folder: settings.json holds a format_version."""
 CLASSIFIERS = ("svm", "softmax")
+RUNTIME_PARAMS = ("device",)
+"""KCNNClassifier parameters that say where it runs, not what it is: not saved."""
 _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
     "kcnn.svm.SVMClassifier",
     "sklearn.calibration._CalibratedClassifier",
@@ -116,7 +118,7 @@ class MusicModel:
             "kcnn_version": __version__,
             "features": self.feature_settings.to_dict(),
             "words": words.get_params(),
-            "kcnn": kcnn.get_params(),
+            "kcnn": _saved_params(kcnn),
             "network": kcnn.network_.config.to_dict(),
             "classes": [str(c) for c in kcnn.classes_],
             "training_songs": self.n_songs,
@@ -132,12 +134,17 @@ class MusicModel:
         with atomic_directory(path, MODEL) as tmp:
             (tmp / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
             np.savez(tmp / "codebook.npz", **arrays)
-            safetensors.torch.save_file(kcnn.network_.state_dict(), tmp / "network.safetensors")
+            weights = {name: w.cpu() for name, w in kcnn.network_.state_dict().items()}
+            safetensors.torch.save_file(weights, tmp / "network.safetensors")
             skops.io.dump(steps["svm"], tmp / "svm.skops")
 
     @classmethod
-    def load(cls, path: str | Path) -> MusicModel:
-        """Load a model folder written by `save`; raises a one-line ModelError if it cannot."""
+    def load(cls, path: str | Path, device: str = "auto") -> MusicModel:
+        """Load a model folder written by `save`; raises a one-line ModelError if it cannot.
+
+        device: where the network runs (see `KCNNClassifier`); its weights are saved and
+        loaded on the CPU, so a model trained anywhere loads anywhere.
+        """
         path = Path(path)
         restore(path)
         settings_file = path / "settings.json"
@@ -162,7 +169,7 @@ class MusicModel:
             params.update(
                 (k, tuple(params[k])) for k in ("conv_units", "hidden_units") if k in params
             )
-            kcnn = KCNNClassifier(**params)
+            kcnn = KCNNClassifier(**params, device=device)
             kcnn.classes_ = np.asarray(settings["classes"])
             kcnn.network_ = KCNN(config)
             fs = FeatureSettings.from_dict(settings["features"])
@@ -179,6 +186,11 @@ class MusicModel:
         return cls(make_pipeline(features, words, kcnn, svm), settings["training_songs"])
 
 
+def _saved_params(kcnn: KCNNClassifier) -> dict[str, Any]:
+    """The parameters of `kcnn` that settings.json keeps: all but where it runs."""
+    return {k: v for k, v in kcnn.get_params().items() if k not in RUNTIME_PARAMS}
+
+
 def _settings_examples() -> dict[str, Any]:
     """A value of the right type for each field of settings.json but format_version (see
     `_same_type`: a random_state, fmax and patience are a number or null)."""
@@ -186,7 +198,7 @@ def _settings_examples() -> dict[str, Any]:
         "kcnn_version": __version__,
         "features": {**FeatureSettings().to_dict(), "fmax": None},
         "words": {**AudioWords().get_params(), "random_state": None},
-        "kcnn": {**KCNNClassifier().get_params(), "random_state": None, "patience": None},
+        "kcnn": {**_saved_params(KCNNClassifier()), "random_state": None, "patience": None},
         "network": KCNNConfig(n_words=(1,), embed_dims=(1,), n_classes=2).to_dict(),
         "classes": ["label"],
         "feature_types": ["mel"],

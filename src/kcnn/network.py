@@ -59,6 +59,21 @@ class _RowSums(torch.autograd.Function):
         return F.embedding_bag(readers, grad.contiguous(), starts, mode="sum"), None
 
 
+class HostDropout(nn.Dropout):
+    """Dropout whose mask the CPU's random generator draws, whatever the device.
+
+    On the CPU it is nn.Dropout, bit for bit; on a GPU it drops the units the CPU would
+    have dropped, so that training there follows training on the CPU.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1 - self.p
+        mask = torch.empty(x.shape, dtype=x.dtype).bernoulli_(keep).div_(keep)
+        return x * mask.to(x.device)
+
+
 class KCNN(nn.Module):
     """Audio-word sequences -> class scores; `represent` gives the song-level vector.
 
@@ -86,10 +101,10 @@ class KCNN(nn.Module):
         hidden: list[nn.Module] = []
         width *= config.k
         for units in config.hidden_units:
-            hidden += [nn.Dropout(config.dropout), nn.Linear(width, units), nn.Sigmoid()]
+            hidden += [HostDropout(config.dropout), nn.Linear(width, units), nn.Sigmoid()]
             width = units
         self.hidden = nn.Sequential(*hidden)
-        self.output = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, config.n_classes))
+        self.output = nn.Sequential(HostDropout(config.dropout), nn.Linear(width, config.n_classes))
         # how `first_conv` computes: a Conv1d over the vectors ("plain"), or sums of the
         # products W_j M formed once per batch ("gathered"); "auto": see `first_path`
         self.first_layer: Literal["auto", "plain", "gathered"] = "auto"
@@ -111,7 +126,8 @@ class KCNN(nn.Module):
             if self.config.dynamic_k:  # (batch, units, max k_l): the song shrinks
                 k = dynamic_k(lengths, self.config.k, layer, n_layers)
                 x, lengths = kmax_pool(x, k, lengths), torch.minimum(k, lengths)
-                mask = (torch.arange(x.shape[-1])[None, :] < lengths[:, None]).unsqueeze(1)
+                positions = torch.arange(x.shape[-1], device=x.device)
+                mask = (positions[None, :] < lengths[:, None]).unsqueeze(1)
             x = conv(torch.sigmoid(x) * mask)  # (batch, units, time)
         pooled = kmax_pool(x, self.config.k, lengths)  # (batch, units, k)
         return self.hidden(pooled.flatten(1))

@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.model_selection import StratifiedShuffleSplit
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from kcnn.errors import KcnnError
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.words import WordSequences
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Where the network may run: "cuda" (a GPU), "cpu", or "auto" (CUDA if present, else the CPU)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device that `name` (one of DEVICES) stands for on this machine.
+
+    Raises KcnnError for "cuda" where PyTorch sees no CUDA GPU.
+    """
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {name!r}")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        why = (
+            f"this PyTorch ({torch.__version__}) is built without CUDA"
+            if torch.version.cuda is None
+            else "PyTorch sees no CUDA GPU on this machine"
+        )
+        raise KcnnError(f"device 'cuda': {why}; use device 'cpu' or 'auto'")
+    return torch.device("cuda")
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """Float32 convolutions and matrix products in full precision on every device.
+
+    PyTorch lets CUDA convolutions use TF32 (a 10-bit mantissa) by default; in IEEE float32
+    a GPU gives the CPU's results within float32 rounding. The settings are put back after.
+    """
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = before
 
 
 def pad_batch(songs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,6 +135,11 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     Prediction reads every view of a song (as heard, and as band-limited copies would
     sound) in windows of `predict_window` words overlapping by half (None: whole), and
     averages the probabilities and representations of all of them.
+
+    `device` ("auto", "cpu" or "cuda"; see `resolve_device`) is where training and
+    prediction run; "auto" takes a CUDA GPU if there is one. The initial weights, crops
+    and dropout masks are drawn on the CPU whatever the device, so that a GPU gives the
+    CPU's results within float tolerance. It is not saved with a model.
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
@@ -118,6 +163,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "progress": ["boolean"],
+        "device": [StrOptions(set(DEVICES))],
     }
 
     def __init__(
@@ -142,6 +188,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         batch_size: int = 32,
         random_state: int = 0,
         progress: bool = False,
+        device: str = "auto",
     ) -> None:
         self.window = window
         self.conv_units = conv_units
@@ -163,6 +210,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
         self.progress = progress
+        self.device = device
 
     def _config(self, X: WordSequences) -> KCNNConfig:
         return KCNNConfig(
@@ -194,12 +242,14 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X: WordSequences, y: Sequence, groups: Sequence | None = None) -> KCNNClassifier:
         self._validate_params()
+        device = resolve_device(self.device)
         self.classes_, targets = np.unique(np.asarray(y), return_inverse=True)
         groups = np.arange(len(X)) if groups is None else np.asarray(groups)
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
-        self.network_ = KCNN(self._config(X))
-        self.network_.init_lookups(tuple(torch.from_numpy(c) for c in X.centroids))
+        network = KCNN(self._config(X))
+        network.init_lookups(tuple(torch.from_numpy(c) for c in X.centroids))
+        self.network_ = network.to(device)
         lookups = [p for p in self.network_.lookups.parameters() if p.requires_grad]
         others = [p for n, p in self.network_.named_parameters() if not n.startswith("lookups.")]
         param_groups = [{"params": others}, {"params": lookups, "lr": self.lookup_learning_rate}]
@@ -217,7 +267,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         best, best_state, self.best_epoch_ = np.inf, None, 0
         epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.progress)
         for epoch in epochs:
-            self.loss_curve_.append(self._epoch(X, target, fit_idx, optimiser, rng))
+            with full_precision():
+                loss = self._epoch(X, target, fit_idx, optimiser, rng, device)
+            self.loss_curve_.append(loss)
             if len(val_idx):
                 val = self._loss(X, target, val_idx)
                 self.validation_curve_.append(val)
@@ -241,8 +293,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         songs: np.ndarray,
         optimiser: torch.optim.Optimizer,
         rng: np.random.Generator,
+        device: torch.device,
     ) -> float:
-        """One pass over random crops of `songs`; returns the mean training loss."""
+        """One pass over random crops of `songs` on `device`; returns the mean training loss."""
         self.network_.train()
         chosen = [X.words[i] for i in songs]
         lo, hi = self.crop_words
@@ -250,8 +303,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         total = 0.0
         for idx in length_batches([e.shape[1] for e in examples], self.batch_size, rng):
             words, lengths = pad_batch([examples[i] for i in idx])
-            labels = target[songs[owner[idx]]]
-            loss = torch.nn.functional.cross_entropy(self.network_(words, lengths), labels)
+            labels = target[songs[owner[idx]]].to(device)
+            scores = self.network_(words.to(device), lengths.to(device))
+            loss = torch.nn.functional.cross_entropy(scores, labels)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -266,8 +320,11 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def _batches(self, songs: Sequence[np.ndarray], head: bool) -> np.ndarray:
         """Mean over the excerpts of every view of each song (see `excerpts`) of the
-        softmax (head) or of the representation, (n_songs, n_classes or units)."""
+        softmax (head) or of the representation, (n_songs, n_classes or units), computed
+        on `device` (the network is moved there)."""
         check_is_fitted(self, "network_")
+        device = resolve_device(self.device)
+        net = self.network_.to(device)
         parts, owner = [], []
         for i, song in enumerate(songs):
             for view in song:
@@ -275,12 +332,12 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                     parts.append(view[:, window])
                     owner.append(i)
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), full_precision():
             for start in range(0, len(parts), 256):
                 words, lengths = pad_batch(parts[start : start + 256])
-                net = self.network_
+                words, lengths = words.to(device), lengths.to(device)
                 scores = net(words, lengths).softmax(1) if head else net.represent(words, lengths)
-                out.append(scores.numpy())
+                out.append(scores.cpu().numpy())
         scores = np.concatenate(out)
         total = np.zeros((len(songs), scores.shape[1]), dtype=np.float64)
         np.add.at(total, owner, scores)

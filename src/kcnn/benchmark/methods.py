@@ -125,7 +125,8 @@ class FoldLearner:
 
     train, test: frame features of the fold's training and test songs, holding exactly the
     feature set's types; labels: the training songs' labels. Test songs are only ever
-    transformed and predicted. The audio words are fitted once, on first use.
+    transformed and predicted. The audio words are fitted once, on first use. device: where
+    the KCNN runs (see `KCNNClassifier`).
     """
 
     def __init__(
@@ -135,12 +136,14 @@ class FoldLearner:
         test: list[Features],
         settings: LearnerSettings,
         seed: int,
+        device: str = "auto",
     ) -> None:
         self.train = train
         self.labels = np.asarray(labels)
         self.test = test
         self.settings = settings
         self.seed = seed
+        self.device = device
 
     @cached_property
     def words(self) -> AudioWords:
@@ -223,6 +226,7 @@ class FoldLearner:
             conv_units=s.conv_units,
             hidden_units=s.hidden_units,
             random_state=self.seed,
+            device=self.device,
         )
         train, test = self.sequences
         network.fit(train, self.labels)

@@ -53,7 +53,9 @@ NETWORK_NAMES = {"kcnn": "k = 5", "kcnn-k1": "k = 1", "kcnn-ult": "k = 5, ULT"}
 class BenchmarkSettings:
     """What to run: protocol ("cv" or "split"), split name or file (for "split"), folds
     (for "cv"), runs, methods (keys of METHODS), feature sets (keys of FEATURE_SETS but
-    "mfcc", which the baseline uses by itself), base seed, mel bands, learner settings.
+    "mfcc", which the baseline uses by itself), base seed, mel bands, learner settings,
+    and the device the KCNN runs on (not part of the `key`: devices agree within float
+    tolerance, so a benchmark may resume on another).
     """
 
     protocol: str = "cv"
@@ -65,6 +67,7 @@ class BenchmarkSettings:
     seed: int = 0
     n_mels: int = 40
     learners: LearnerSettings = field(default_factory=LearnerSettings)
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -190,6 +193,7 @@ def run_benchmark(
                     [_only(features[i], fs) for i in fold.test],
                     settings.learners,
                     settings.seed + run,
+                    settings.device,
                 )
                 words_seconds = None if fs == BASELINE_FEATURES else learner.prepare()
                 for group in todo:

@@ -16,7 +16,12 @@ from kcnn.benchmark import METHODS, BenchmarkSettings, LearnerSettings, run_benc
 from kcnn.benchmark.datasets import SPLITS
 from kcnn.benchmark.report import accuracy_markdown
 from kcnn.cache import default_cache_dir
-from kcnn.cli.common import add_cache_options, add_quiet_option, positive_int
+from kcnn.cli.common import (
+    add_cache_options,
+    add_device_option,
+    add_quiet_option,
+    positive_int,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -82,6 +87,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--restart", action="store_true", help="discard the state of an earlier benchmark in REPORT"
     )
+    add_device_option(p)
     add_cache_options(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         feature_sets=_names(args.features),
         seed=args.seed,
         learners=LearnerSettings(epochs=args.epochs, words=args.words, code_units=args.code_units),
+        device=args.device,
     )
     cache = None if args.no_cache else args.cache or default_cache_dir()
     result = run_benchmark(

@@ -14,6 +14,7 @@ from kcnn.cache import FeatureCache, default_cache_dir
 from kcnn.errors import KcnnError
 from kcnn.extraction import BatchResult, extract_batch
 from kcnn.features import DEFAULT_SETTINGS, FeatureSettings
+from kcnn.training import DEVICES, resolve_device
 
 FEATURE_SETS = {"all": ("mel", "sfm", "scf")}
 
@@ -116,6 +117,29 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--no-cache", action="store_true", help="do not read or write cached features"
+    )
+
+
+def device(text: str) -> str:
+    """argparse type: a name of DEVICES that this machine has ("cuda" only with a GPU)."""
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got {text!r}")
+    try:
+        resolve_device(text)
+    except KcnnError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """--device: where the network trains and runs."""
+    parser.add_argument(
+        "--device",
+        type=device,
+        default="auto",
+        metavar="{" + ",".join(DEVICES) + "}",
+        help="where the network runs: a CUDA GPU (cuda), the CPU (cpu), or a GPU if there "
+        "is one, else the CPU (auto, the default); the results agree within float tolerance",
     )
 
 

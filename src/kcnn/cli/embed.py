@@ -11,6 +11,7 @@ import numpy as np
 from kcnn.atomic import atomic_file
 from kcnn.cli.common import (
     add_cache_options,
+    add_device_option,
     add_duration_option,
     add_quiet_option,
     extract_or_fail,
@@ -34,6 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="FILE.npz (arrays 'paths' and 'vectors') or FILE.csv (path, then one column per unit)",
     )
     add_cache_options(p)
+    add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
@@ -57,7 +59,7 @@ def write_embeddings(out: Path, paths: list[str], vectors: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = MusicModel.load(args.model)
+    model = MusicModel.load(args.model, args.device)
     paths = find_audio(args.inputs)
     batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames)
     vectors = model.embed(batch.features)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kcnn.cli.common import (
     add_cache_options,
+    add_device_option,
     add_duration_option,
     add_quiet_option,
     extract_or_fail,
@@ -31,13 +32,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="one JSON object on standard output")
     add_cache_options(p)
+    add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model = MusicModel.load(args.model)
+    model = MusicModel.load(args.model, args.device)
     data = read_labelled(args.data)
     batch = extract_or_fail(args, data.paths, model.feature_settings, model.min_frames)
     truth = [data.labels[i] for i in batch.kept]

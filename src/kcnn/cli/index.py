@@ -15,6 +15,7 @@ from pathlib import Path
 from kcnn.atomic import writer_lock
 from kcnn.cli.common import (
     add_cache_options,
+    add_device_option,
     add_duration_option,
     add_quiet_option,
     extract_or_fail,
@@ -45,6 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--labels", choices=LABEL_RULES, default="auto", help="label songs by folder (see above)"
     )
     add_cache_options(p)
+    add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 def update(args: argparse.Namespace) -> int:
     index = open_index(args.out, args.model)
-    model = MusicModel.load(args.model)
+    model = MusicModel.load(args.model, args.device)
     paths, labels = collect(args.inputs, args.labels)
     todo = [i for i, path in enumerate(paths) if index is None or not index.is_current(path)]
     if not todo:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kcnn.cli.common import (
     add_cache_options,
+    add_device_option,
     add_duration_option,
     add_quiet_option,
     extract_or_fail,
@@ -33,13 +34,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--format", choices=("table", "json", "csv"), default="table", help="output format"
     )
     add_cache_options(p)
+    add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model = MusicModel.load(args.model)
+    model = MusicModel.load(args.model, args.device)
     paths = find_audio(args.inputs)
     batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames)
     proba = model.predict_proba(batch.features, args.classifier)

@@ -13,7 +13,7 @@ import argparse
 import socket
 from pathlib import Path
 
-from kcnn.cli.common import add_duration_option, positive_float
+from kcnn.cli.common import add_device_option, add_duration_option, positive_float
 from kcnn.index import SongIndex
 from kcnn.model import CLASSIFIERS, MusicModel
 from kcnn.web import LOCAL_HOSTS, MAX_UPLOAD_BYTES
@@ -41,6 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=MAX_UPLOAD_BYTES / 2**20,
         help=f"largest upload in MB (default {MAX_UPLOAD_BYTES / 2**20:.0f})",
     )
+    add_device_option(p)
     add_duration_option(p)
     p.set_defaults(run=run)
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kcnn.web.app import create_app
 
-    model = MusicModel.load(args.model)
+    model = MusicModel.load(args.model, args.device)
     index = None
     if args.index is not None:
         index = SongIndex.load(args.index)

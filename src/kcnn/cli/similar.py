@@ -16,6 +16,7 @@ import numpy as np
 
 from kcnn.cli.common import (
     add_cache_options,
+    add_device_option,
     add_duration_option,
     add_quiet_option,
     extract_or_fail,
@@ -39,6 +40,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--model", type=Path, default=None, help="model folder (default: the index's own)"
     )
     add_cache_options(p)
+    add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
@@ -52,7 +54,7 @@ def query_vector(args: argparse.Namespace, index: SongIndex) -> np.ndarray:
     if not model_dir.is_dir():
         raise KcnnError(f"{model_dir}: the index's model is not there; give its place with --model")
     index.check_model(model_dir)
-    model = MusicModel.load(model_dir)
+    model = MusicModel.load(model_dir, args.device)
     batch = extract_or_fail(args, [args.query], model.feature_settings, model.min_frames)
     report_skipped(batch)
     return model.embed(batch.features)[0]

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from kcnn.cli.common import (
     add_cache_options,
+    add_device_option,
     add_duration_option,
     add_feature_options,
     add_quiet_option,
@@ -52,6 +53,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the split, codebook and network")
     add_cache_options(p)
+    add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
@@ -168,6 +170,7 @@ def build_model(args: argparse.Namespace) -> MusicModel:
         validation_fraction=args.validation_fraction,
         random_state=args.seed,
         progress=not args.quiet,
+        device=args.device,
     )
     fs = feature_settings(args)
     features = FeatureExtractor.from_settings(
