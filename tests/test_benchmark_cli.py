@@ -9,6 +9,7 @@ import shutil
 from contextlib import redirect_stdout
 from functools import partial
 
+import numpy as np
 import pytest
 from shared_data import GTZAN_MINI, write_manifest
 
@@ -100,6 +101,21 @@ def test_report_files_hold_the_numbers_computed(report):
     kcnn = cells[("kcnn-svm", "mel")]
     shown = f"{kcnn['accuracy_mean_pct']:.2f} ± {kcnn['accuracy_std_pct']:.2f} (n=2)"
     assert f"| KCNN (k = 5) + SVM | {shown} |" in table
+
+
+def test_maps_show_every_song_as_a_test_song(report, manifest):
+    """Figure 3: each song once, with the representation of the fold that tested it."""
+    songs = [label for _, label in json.loads((report / "state.json").read_text())["songs"]]
+    for method in METHODS:
+        folds = sorted((report / "representations" / method).glob("fold-*.npz"))
+        assert len(folds) == 2, method
+        paths = []
+        for stored in folds:
+            with np.load(stored) as saved:
+                assert saved["vectors"].shape[0] == len(saved["paths"]) == len(saved["labels"])
+                assert np.isfinite(saved["vectors"]).all()
+                paths += saved["paths"].tolist()
+        assert len(paths) == len(set(paths)) == len(songs), method
 
 
 def test_rerun_with_the_same_arguments_skips_finished_work(report, manifest, monkeypatch):

@@ -40,17 +40,20 @@ def plot_confusion(names: Sequence[str], matrix: np.ndarray, title: str, path: P
 def plot_learning_curves(curves: dict[str, dict[str, list[list[float]]]], path: Path) -> None:
     """Training cross-entropy per epoch: a panel per feature set, a line per network.
 
-    curves: feature set -> network name -> loss curves (one per fold and run); the line
-    is their mean, the band spans their minimum to maximum.
+    curves: feature set -> network name -> loss curves (one per fold and run, of any
+    length); the line is the mean of the fits still training, the band their range.
     """
     figure = Figure(figsize=(4.2 * len(curves), 3.6))
     axes = figure.subplots(1, len(curves), squeeze=False, sharey=True)[0]
     for ax, (features, networks) in zip(axes, curves.items(), strict=True):
         for name, runs in networks.items():
-            losses = np.asarray(runs)
+            losses = np.full((len(runs), max(map(len, runs))), np.nan)
+            for row, curve in zip(losses, runs, strict=True):
+                row[: len(curve)] = curve  # early stopping ends fits at different epochs
             epochs = np.arange(1, losses.shape[1] + 1)
-            ax.plot(epochs, losses.mean(axis=0), label=f"{name} ({len(losses)} fits)")
-            ax.fill_between(epochs, losses.min(axis=0), losses.max(axis=0), alpha=0.15)
+            ax.plot(epochs, np.nanmean(losses, axis=0), label=f"{name} ({len(losses)} fits)")
+            low, high = np.nanmin(losses, axis=0), np.nanmax(losses, axis=0)
+            ax.fill_between(epochs, low, high, alpha=0.15)
         ax.set_title(features.upper(), fontsize=10)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)

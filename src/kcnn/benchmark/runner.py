@@ -205,8 +205,8 @@ def run_benchmark(
                     state.record(run, f, fs, fold.test, outcome, words_seconds)
                     words_seconds = None
                     state.save()
-                    if (run, f) == (0, 0) and fs in (settings.tsne_set, BASELINE_FEATURES):
-                        _save_representations(out, outcome, fold, songs, fs)
+                    if run == 0 and fs in (settings.tsne_set, BASELINE_FEATURES):
+                        _save_representations(out, outcome, f, fold, songs, fs)
                     bar.update(1)
                 _write_tables(out, state, settings, context)
         found = _write_tables(out, state, settings, context)
@@ -244,13 +244,14 @@ def _extract(
 
 
 def _save_representations(
-    out: Path, outcome: Outcome, fold: Fold, songs: Collection, features: str
+    out: Path, outcome: Outcome, f: int, fold: Fold, songs: Collection, features: str
 ) -> None:
-    """Keep the test songs' representations of run 1, fold 1 for the t-SNE maps."""
+    """Keep the representations of fold `f`'s test songs in run 1 for the t-SNE maps."""
     labels = [songs.files.labels[i] for i in fold.test]
     paths = [str(songs.files.paths[i]) for i in fold.test]
     for method, vectors in outcome.representations.items():
-        with atomic_file(out / "representations" / f"{method}.npz") as tmp, tmp.open("wb") as fh:
+        stored = out / "representations" / method / f"fold-{f + 1:02d}.npz"
+        with atomic_file(stored) as tmp, tmp.open("wb") as fh:
             np.savez(
                 fh,
                 vectors=vectors,
@@ -330,15 +331,19 @@ def _write_figures(
 ) -> None:
     """t-SNE maps per method, the best cell's confusion matrix, the KCNN learning curves."""
     for method in settings.methods:
-        stored = out / "representations" / f"{method}.npz"
-        if not stored.is_file():
+        folds = sorted((out / "representations" / method).glob("fold-*.npz"))
+        if not folds:
             continue
-        with np.load(stored, allow_pickle=False) as saved:
-            vectors, features = saved["vectors"], str(saved["features"])
-            labels, paths = saved["labels"].tolist(), saved["paths"].tolist()
+        parts = []
+        for stored in folds:
+            with np.load(stored, allow_pickle=False) as saved:
+                parts.append({k: saved[k] for k in ("vectors", "labels", "paths", "features")})
+        vectors = np.concatenate([p["vectors"] for p in parts])
+        labels = [str(x) for p in parts for x in p["labels"]]
+        paths = [str(x) for p in parts for x in p["paths"]]
         title = (
-            f"{METHODS[method]}, {features.upper()}: t-SNE of the {len(vectors)} "
-            "test songs of run 1, fold 1"
+            f"{METHODS[method]}, {str(parts[0]['features']).upper()}: t-SNE of {len(vectors)} "
+            f"songs, each as a test song ({len(folds)} of {settings.n_folds} folds of run 1)"
         )
         positions = maps.layout(vectors, settings.seed)
         maps.write_png(out / f"tsne-{method}.png", maps.map_data(positions, labels, paths, title))
