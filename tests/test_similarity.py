@@ -56,7 +56,7 @@ def indexed(tmp_path_factory):
     copy_clips(collection, GENRES, range(4))
     code, _ = run_cli(
         "train", collection, "--out", work / "model", "--test-size", "0",
-        "--epochs", "20", "--words", "64", "-q",
+        "--epochs", "10", "--words", "64", "--conv-units", "100", "-q",
     )  # fmt: skip
     assert code == 0
     for seed, name in enumerate(NEAR_COPIES):
