@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ from kcnn.words import AudioWords
 GENRES = ("classical", "hiphop", "metal", "reggae")
 
 
-def clips(numbers: range) -> list:
+def clips(numbers: range) -> list[Path]:
     return [GTZAN_MINI / g / f"{g}.{n:05d}.wav" for g in GENRES for n in numbers]
 
 
@@ -38,7 +40,7 @@ def train(settings: FeatureSettings) -> MusicModel:
     return model.fit(features(model, train_clips), [c.parent.name for c in train_clips])
 
 
-def features(model: MusicModel, paths: list) -> list[Features]:
+def features(model: MusicModel, paths: list[Path]) -> list[Features]:
     """The features `model` reads of `paths`, through the session's feature cache."""
     settings = model.feature_settings
     cache = FeatureCache(default_cache_dir(), settings)
@@ -51,18 +53,21 @@ def features(model: MusicModel, paths: list) -> list[Features]:
 def copies(tmp_path_factory):
     """Held-out clips and their copies: 16 and 8 kHz WAV, ogg/vorbis and mp3."""
     out = tmp_path_factory.mktemp("copies")
-    made: dict[str, list] = {"original": clips(range(6, 10)), "ogg": [], "mp3": []}
-    for clip in made["original"]:
+
+    def copy(clip: Path) -> dict[str, Path]:
         y = load_audio(clip)
+        made = {"original": clip}
         for rate in (16000, 8000):
-            narrow = out / f"{clip.stem}-{rate}.wav"
-            sf.write(narrow, soxr.resample(y, 22050, rate), rate)
-            made.setdefault(f"{rate // 1000} kHz", []).append(narrow)
-        sf.write(out / f"{clip.stem}.ogg", y, 22050, format="OGG", subtype="VORBIS")
-        made["ogg"].append(out / f"{clip.stem}.ogg")
-        sf.write(out / f"{clip.stem}.mp3", y, 22050, format="MP3", subtype="MPEG_LAYER_III")
-        made["mp3"].append(out / f"{clip.stem}.mp3")
-    return made
+            made[f"{rate // 1000} kHz"] = out / f"{clip.stem}-{rate}.wav"
+            sf.write(made[f"{rate // 1000} kHz"], soxr.resample(y, 22050, rate), rate)
+        made["ogg"], made["mp3"] = out / f"{clip.stem}.ogg", out / f"{clip.stem}.mp3"
+        sf.write(made["ogg"], y, 22050, format="OGG", subtype="VORBIS")
+        sf.write(made["mp3"], y, 22050, format="MP3", subtype="MPEG_LAYER_III")
+        return made
+
+    with ThreadPoolExecutor(2) as pool:  # the encoders run outside the GIL: on both cores
+        each = list(pool.map(copy, clips(range(6, 10))))
+    return {kind: [made[kind] for made in each] for kind in each[0]}
 
 
 @pytest.fixture(scope="module")
