@@ -9,6 +9,7 @@ import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import background
 import numpy as np
 import pytest
 import soundfile as sf
@@ -38,14 +39,17 @@ def run_cli(*args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A model trained on clips 0-6 of each genre of gtzan-mini; clips 7-9 held out."""
-    work = tmp_path_factory.mktemp("trained")
+@background.command("trained")
+def train_on_clips_0_to_6(work: Path) -> list[object]:
     train = write_manifest(work / "train.csv", clips_numbered(range(7)))
+    return ["train", train, "--out", work / "model", "--test-size", "0", *FAST]
+
+
+@pytest.fixture(scope="module")
+def trained(background_jobs):
+    """A model trained on clips 0-6 of each genre of gtzan-mini; clips 7-9 held out."""
+    work = background_jobs.output("trained")
     valid = write_manifest(work / "valid.csv", clips_numbered(range(7, 10)))
-    code, out = run_cli("train", train, "--out", work / "model", "--test-size", "0", *FAST)
-    assert code == 0, out
     return work, work / "model", valid
 
 
