@@ -9,6 +9,7 @@ import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import background
 import numpy as np
 import pytest
 import soundfile as sf
@@ -38,14 +39,17 @@ def run_cli(*args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A model trained on clips 0-6 of each genre of gtzan-mini; clips 7-9 held out."""
-    work = tmp_path_factory.mktemp("trained")
+@background.command("trained")
+def train_on_clips_0_to_6(work: Path) -> list[object]:
     train = write_manifest(work / "train.csv", clips_numbered(range(7)))
+    return ["train", train, "--out", work / "model", "--test-size", "0", *FAST]
+
+
+@pytest.fixture(scope="module")
+def trained(background_jobs):
+    """A model trained on clips 0-6 of each genre of gtzan-mini; clips 7-9 held out."""
+    work = background_jobs.output("trained")
     valid = write_manifest(work / "valid.csv", clips_numbered(range(7, 10)))
-    code, out = run_cli("train", train, "--out", work / "model", "--test-size", "0", *FAST)
-    assert code == 0, out
     return work, work / "model", valid
 
 
@@ -65,14 +69,15 @@ def test_train_writes_a_model_folder_of_safe_files(trained):
 
 @pytest.mark.parametrize("refit", [True, False])
 def test_train_reports_held_out_accuracy_then_fits_on_every_song(tmp_path, refit):
-    manifest = write_manifest(tmp_path / "songs.csv", clips_numbered(range(4)))  # 40 songs
+    songs = [c for c in clips_numbered(range(4)) if c.parent.name in ("blues", "jazz", "pop")]
+    manifest = write_manifest(tmp_path / "songs.csv", songs)  # 12 songs, 3 held out
     tiny = [a for a in TINY_MODEL if a != "--test-size"]
     tiny.remove("0")
     args = ["train", manifest, "--out", tmp_path / "model", "--test-size", "0.25", *tiny]
     code, out = run_cli(*args, *([] if refit else ["--no-refit"]))
     assert code == 0 and "held-out (svm): accuracy" in out and "held-out (softmax)" in out
     settings = json.loads((tmp_path / "model" / "settings.json").read_text())
-    assert settings["training_songs"] == (40 if refit else 30)
+    assert settings["training_songs"] == (12 if refit else 9)
     assert f"fitted on {settings['training_songs']} songs" in out
     assert MusicModel.load(tmp_path / "model").n_songs == settings["training_songs"]
 
@@ -98,7 +103,8 @@ def test_predict_formats_agree(trained):
     assert [r["path"] for r in rows] == [str(c) for c in clips]
     for row in rows:
         assert abs(sum(row["probabilities"].values()) - 1) < 1e-3
-        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+        # the label is a most probable class (two may tie once rounded to 4 decimals)
+        assert row["probabilities"][row["label"]] == max(row["probabilities"].values())
     _, as_csv = run_cli("predict", model, *clips, "--format", "csv", "-q")
     table = list(csv.DictReader(io.StringIO(as_csv)))
     assert [r["label"] for r in table] == [r["label"] for r in rows]

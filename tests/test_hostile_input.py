@@ -8,7 +8,6 @@ from /proc; every bad request must be answered with a 4xx within 2 s.
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import select
@@ -20,7 +19,6 @@ import time
 import tracemalloc
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +35,6 @@ from kcnn.extraction import FeatureExtractor
 from kcnn.svm import SVMClassifier
 from kcnn.words import AudioWords
 
-TINY_MODEL = ["--words", "16", "--epochs", "2", "--conv-units", "20", "--hidden-units", "10"]
 ANSWER_SECONDS = 2.0
 MB = 2**20
 
@@ -166,56 +163,49 @@ def test_kinds_of_files_that_are_not_audio_say_what_they_are(tmp_path: Path, mon
 # Batches of files, by the real command
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A model trained in seconds on 3 clips each of 2 genres."""
-    work = tmp_path_factory.mktemp("tiny")
-    for genre in ("blues", "metal"):
-        (work / "music" / genre).mkdir(parents=True)
-        for n in range(3):
-            shutil.copy(GTZAN_MINI / genre / f"{genre}.{n:05d}.wav", work / "music" / genre)
-    with redirect_stdout(io.StringIO()):
-        code = main([
-            "train", str(work / "music"), "--out", str(work / "model"), "--test-size", "0",
-            *TINY_MODEL, "-q",
-        ])  # fmt: skip
-    assert code == 0
-    return work / "model"
-
-
-def kcnn(*args: str | bytes, cwd: Path) -> subprocess.CompletedProcess:
-    """Run the kcnn command in a UTF-8 locale, whose output must then be valid UTF-8."""
+def kcnn(*args: str | bytes, cwd: Path) -> subprocess.Popen:
+    """Start the kcnn command in a UTF-8 locale, whose output must then be valid UTF-8."""
     env = {**os.environ, "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "kcnn.cli.main", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=120)
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    """Wait for a command started by `kcnn`: its exit code, standard output and error."""
+    out, err = process.communicate(timeout=120)
+    return process.returncode, out.decode("utf-8"), err.decode("utf-8")
 
 
 def test_a_batch_skips_what_it_cannot_read_and_predicts_the_rest(tiny_model, tmp_path):
+    model = str(tiny_model[1])
     shutil.copy(GTZAN_MINI / "blues" / "blues.00005.wav", tmp_path / "good.wav")
     odd_name = os.fsencode(tmp_path) + b"/caf\xe9.wav"  # Latin-1 "café", not UTF-8
     shutil.copy(GTZAN_MINI / "metal" / "metal.00005.wav", odd_name)
     os.mkfifo(tmp_path / "pipe.wav")
-    run = kcnn(
-        "predict", str(tiny_model), "good.wav", b"caf\xe9.wav", "missing.wav", "pipe.wav",
+    predict = kcnn(
+        "predict", model, "good.wav", b"caf\xe9.wav", "missing.wav", "pipe.wav",
         "--format", "csv", "-q", cwd=tmp_path,
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    rows = run.stdout.decode("utf-8").splitlines()
-    assert [row.split(",")[0] for row in rows] == ["path", "good.wav", "caf\\xe9.wav"]
-    assert run.stderr.decode("utf-8").splitlines() == [
+    index = kcnn("index", model, ".", "--out", "idx", "-q", cwd=tmp_path)  # at the same time
+    code, out, err = finish(predict)
+    assert code == 0, err
+    assert [row.split(",")[0] for row in out.splitlines()] == ["path", "good.wav", "caf\\xe9.wav"]
+    assert err.splitlines() == [
         "skipped 2 file(s):",
         "  missing.wav: file does not exist",
         "  pipe.wav: a named pipe, not a regular file",
     ]
-    index = kcnn("index", str(tiny_model), ".", "--out", "idx", "-q", cwd=tmp_path)
-    assert index.returncode == 0, index.stderr
-    assert index.stdout.decode("utf-8").startswith("2 songs embedded")
-    assert "pipe.wav: a named pipe" in index.stderr.decode("utf-8")
+    code, out, err = finish(index)
+    assert code == 0, err
+    assert out.startswith("2 songs embedded")
+    assert "pipe.wav: a named pipe" in err
 
 
 def test_a_batch_of_nothing_usable_fails_in_one_line(tiny_model, tmp_path, capsys):
     missing = tmp_path / "missing.wav"
-    assert main(["predict", str(tiny_model), str(missing), "-q"]) == 2
+    assert main(["predict", str(tiny_model[1]), str(missing), "-q"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "skipped 1 file(s):",
         f"  {missing}: file does not exist",
@@ -293,7 +283,8 @@ def served(tiny_model, tmp_path_factory) -> Iterator[tuple[int, int]]:
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "kcnn.cli.main", "serve", str(tiny_model), "--port", str(port)]
+    model = str(tiny_model[1])
+    command = [sys.executable, "-m", "kcnn.cli.main", "serve", model, "--port", str(port)]
     with log.open("wb") as out:
         server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -6,6 +6,10 @@ from kcnn.network import KCNN, KCNNConfig
 from kcnn.training import KCNNClassifier, length_batches, pad_batch, random_crops
 from kcnn.words import WordSequences
 
+BATCHED = {"rtol": 1e-4, "atol": 1e-5}
+"""Tolerance between float32 results computed in batches of other sizes or padding, or in
+another run: their sums are rounded in another order (by the CPU's kernels and threads)."""
+
 
 def small_config(**kw) -> KCNNConfig:
     base = dict(n_words=(7, 5), embed_dims=(3, 2), n_classes=4, conv_units=(8,), hidden_units=(6,))
@@ -31,7 +35,7 @@ def test_a_song_scores_the_same_alone_and_in_a_padded_batch():
     alone = net(*pad_batch([short]))
     words, lengths = pad_batch([short, long])
     together = net(words, lengths)
-    assert torch.allclose(alone[0], together[0], atol=1e-6)
+    assert torch.allclose(alone[0], together[0], **BATCHED)
 
 
 def test_frozen_lookup_tables_do_not_change_in_training():
@@ -74,7 +78,7 @@ def test_learns_a_separable_toy_task_and_is_repeatable():
     assert (first.predict(X) == np.asarray(y)).mean() == 1.0
     assert first.loss_curve_[-1] < first.loss_curve_[0]
     second = KCNNClassifier(**kw).fit(X, y)
-    assert np.array_equal(first.predict_proba(X), second.predict_proba(X))
+    np.testing.assert_allclose(first.predict_proba(X), second.predict_proba(X), **BATCHED)
     assert first.transform(X).shape == (40, 8)
 
 
@@ -98,6 +102,7 @@ def test_crops_lie_inside_one_view_of_their_song():
 
 def test_early_stopping_keeps_the_best_epoch():
     # random labels: the validation loss is lowest early, then rises as songs are memorised
+    # (at this learning rate it ends far above its minimum, whatever the seed)
     rng = np.random.default_rng(4)
     cents = (rng.normal(size=(20, 4)).astype(np.float32),)
     X = WordSequences([rng.integers(0, 20, size=(1, 1, 30)) for _ in range(60)], ("mel",), cents)
@@ -108,7 +113,7 @@ def test_early_stopping_keeps_the_best_epoch():
         epochs=25,
         patience=25,
         dropout=0.0,
-        learning_rate=0.2,
+        learning_rate=0.05,
         validation_fraction=0.3,
         random_state=1,
     ).fit(X, y)
@@ -142,9 +147,9 @@ def test_views_are_averaged_in_prediction():
     views = [WordSequences([s[v : v + 1] for s in two], ("mel",), cents) for v in (0, 1)]
     both = WordSequences(two, ("mel",), cents)
     mean = (net.predict_proba(views[0]) + net.predict_proba(views[1])) / 2
-    np.testing.assert_allclose(net.predict_proba(both), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.predict_proba(both), mean, **BATCHED)
     mean = (net.transform(views[0]) + net.transform(views[1])) / 2
-    np.testing.assert_allclose(net.transform(both), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.transform(both), mean, **BATCHED)
 
 
 def test_dynamic_k_scores_a_song_the_same_alone_and_in_a_padded_batch():
@@ -155,8 +160,8 @@ def test_dynamic_k_scores_a_song_the_same_alone_and_in_a_padded_batch():
     long = np.stack([rng.integers(0, 7, 30), rng.integers(0, 5, 30)])
     alone = net(*pad_batch([short]))
     together = net(*pad_batch([short, long]))
-    assert torch.allclose(alone[0], together[0], atol=1e-6)
-    assert not torch.allclose(together[0], together[1])
+    assert torch.allclose(alone[0], together[0], **BATCHED)
+    assert not torch.allclose(together[0], together[1], **BATCHED)
 
 
 def random_batch(config: KCNNConfig, lengths: list[int], seed: int) -> tuple[torch.Tensor, ...]:
@@ -234,7 +239,7 @@ def test_the_gathered_first_layer_does_not_depend_on_the_thread_count():
     finally:
         torch.set_num_threads(threads)
     for name, value in one.items():
-        torch.testing.assert_close(four[name], value, rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(four[name], value, **BATCHED, msg=name)
 
 
 def test_the_parameters_keep_their_names():

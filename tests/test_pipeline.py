@@ -74,7 +74,7 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
     monkeypatch.setattr(SVMClassifier, "fit", spy_svm)
     monkeypatch.setattr(MusicModel, "predict", spy_predict)
     args = ["train", data, "--out", tmp_path / "m", "--test-size", "0.4", "--epochs", "2"]
-    args += ["--words", "16", "--svm-c", "1", "-q"]
+    args += ["--words", "16", "--conv-units", "20", "--hidden-units", "10", "--svm-c", "1", "-q"]
     assert main([str(a) for a in args]) == 0
     # The held-out report's model, then the final model refitted on every song.
     assert [len(w) for w in seen["words"]] == seen["kcnn"] == seen["svm"] == [9, 15]

@@ -64,17 +64,21 @@ def test_a_train_killed_between_or_after_the_renames_leaves_a_model_that_loads(
     tiny_model, tmp_path
 ):
     manifest, trained, cache = tiny_model
-    model = tmp_path / "model"
-    shutil.copytree(trained, model)
-    old = model_fingerprint(model)
-    retrain = ["train", manifest, "--out", model, "--cache", cache, "--seed", "1", *TINY_MODEL]
-    for step in ("aside", "swapped"):
-        code, err = finish(kcnn(*retrain, kill_after=step))
+    old = model_fingerprint(trained)
+    models = {step: tmp_path / step / "model" for step in ("aside", "swapped")}
+    runs = {}
+    for step, model in models.items():  # both runs at once, each over its own copy
+        shutil.copytree(trained, model)
+        retrain = ["train", manifest, "--out", model, "--cache", cache, "--seed", "1"]
+        runs[step] = kcnn(*retrain, *TINY_MODEL, kill_after=step)
+    for step, model in models.items():
+        code, err = finish(runs[step])
         assert code == -signal.SIGKILL, err
         if step == "aside":
             assert not model.exists()  # the old model is set aside: loading puts it back
         MusicModel.load(model)
         assert (model_fingerprint(model) == old) == (step != "swapped")
+    model = models["swapped"]
     assert leftovers(model)  # the old model, set aside
     with writer_lock(model):  # the next writer removes what killed runs left
         assert not leftovers(model)

@@ -9,6 +9,7 @@ import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import background
 import numpy as np
 import pytest
 import soundfile as sf
@@ -45,20 +46,24 @@ def add_noise(clip: Path, out: Path, snr_db: float, seed: int) -> None:
     sf.write(out, np.clip(y + noise, -1, 1), sr, subtype="PCM_16")
 
 
+@background.command("indexed")
+def train_on_the_collection(work: Path) -> list[object]:
+    """A model trained on 4 clips of 3 genres, copied into `work`/collection."""
+    copy_clips(work / "collection", GENRES, range(4))
+    return [
+        "train", work / "collection", "--out", work / "model", "--test-size", "0",
+        "--epochs", "10", "--words", "64", "--conv-units", "100", "-q",
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory):
+def indexed(background_jobs):
     """A model trained on 4 clips of 3 genres; an index of them and of near-copies of 3.
 
     A near-copy is the clip with white noise 40 dB below its RMS level: a little hiss.
     """
-    work = tmp_path_factory.mktemp("similarity")
+    work = background_jobs.output("indexed")
     collection = work / "collection"
-    copy_clips(collection, GENRES, range(4))
-    code, _ = run_cli(
-        "train", collection, "--out", work / "model", "--test-size", "0",
-        "--epochs", "20", "--words", "64", "-q",
-    )  # fmt: skip
-    assert code == 0
     for seed, name in enumerate(NEAR_COPIES):
         genre = name.split(".")[0]
         clip = collection / genre / f"{name}.wav"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from shared_data import GTZAN_MINI
+from shared_data import GTZAN_MINI, TINY_MODEL
 
 from kcnn.cli.main import main
 from kcnn.index import SongIndex
@@ -61,8 +61,7 @@ def server(tmp_path_factory):
     model, index = work / "model", work / "idx"
     with redirect_stdout(io.StringIO()):
         assert main([
-            "train", str(work / "music"), "--out", str(model), "--test-size", "0",
-            "--epochs", "20", "--words", "64", "-q",
+            "train", str(work / "music"), "--out", str(model), *map(str, TINY_MODEL),
         ]) == 0  # fmt: skip
         assert main(["index", str(model), str(work / "music"), "--out", str(index), "-q"]) == 0
     app = create_app(MusicModel.load(model), SongIndex.load(index), "svm", LIMIT_MB * 2**20)

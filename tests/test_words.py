@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 
 from kcnn.words import AudioWords, segments
@@ -39,9 +41,16 @@ def test_fit_sees_only_the_songs_it_is_given():
     expected = np.concatenate([segments(s["mel"], 4) for s in train]).mean(axis=0)
     assert np.allclose(words.whitening_["mel"].mean, expected, atol=1e-4)
     # songs never seen in the fit leave no trace on the whitening or the codebook
-    again = AudioWords(segment_frames=4, n_components=5, n_words=10).fit(train)
+    white, centroids = copy.deepcopy(words.whitening_), copy.deepcopy(words.centroids_)
     words.transform(far_away)
-    assert np.array_equal(words.centroids_["mel"], again.centroids_["mel"])
+    for name in ("mel", "sfm"):
+        assert np.array_equal(words.centroids_[name], centroids[name])
+        assert np.array_equal(words.whitening_[name].mean, white[name].mean)
+        assert np.array_equal(words.whitening_[name].components, white[name].components)
+        assert np.array_equal(words.whitening_[name].scale, white[name].scale)
+    # and a fit on the same songs gives the same codebook (sums rounded in another order)
+    again = AudioWords(segment_frames=4, n_components=5, n_words=10).fit(train)
+    np.testing.assert_allclose(words.centroids_["mel"], again.centroids_["mel"], atol=1e-5)
 
 
 def test_transform_gives_one_word_row_per_type_and_one_word_per_segment():

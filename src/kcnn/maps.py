@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-from matplotlib.colors import to_hex
-from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
 from kcnn.atomic import atomic_file, write_text
+
+# matplotlib is imported where colours or a picture are made: most commands never make
+# one, and importing it costs every `kcnn` command a noticeable part of its start-up.
 
 UNLABELLED = "(no label)"
 UNLABELLED_COLOUR = "#9a9a9a"
@@ -68,6 +68,9 @@ def place(positions: np.ndarray, rows: Sequence[int], similarities: Sequence[flo
 
 def group_colours(groups: Sequence[str | None]) -> dict[str, str]:
     """A colour (hex) per distinct group name, sorted; None is drawn grey as UNLABELLED."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
     names = sorted({g for g in groups if g is not None})
     cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     colours = {name: to_hex(cmap(i % cmap.N)) for i, name in enumerate(names)}
@@ -127,6 +130,8 @@ drawLegend(document.getElementById("legend"), data);</script>
 
 def write_png(path: str | Path, data: dict) -> None:
     """The map as a PNG (one colour per group, legend beside it), atomically."""
+    from matplotlib.figure import Figure
+
     points = np.asarray(data["points"], dtype=np.float64).reshape(-1, 3)
     fig = Figure(figsize=(9, 7), dpi=120)
     ax = fig.subplots()

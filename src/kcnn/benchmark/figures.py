@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from kcnn.atomic import atomic_file
+
+# matplotlib is imported where a picture is drawn: most commands never draw one, and
+# importing it costs every `kcnn` command a noticeable part of its start-up.
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def save(figure: Figure, path: Path) -> None:
@@ -21,6 +26,8 @@ def save(figure: Figure, path: Path) -> None:
 
 def plot_confusion(names: Sequence[str], matrix: np.ndarray, title: str, path: Path) -> None:
     """Confusion counts (rows: true, columns: predicted), shaded by the share of each row."""
+    from matplotlib.figure import Figure
+
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = 1.0 + 0.55 * len(names)
     figure = Figure(figsize=(size + 1.5, size))
@@ -43,6 +50,8 @@ def plot_learning_curves(curves: dict[str, dict[str, list[list[float]]]], path: 
     curves: feature set -> network name -> loss curves (one per fold and run, of any
     length); the line is the mean of the fits still training, the band their range.
     """
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(4.2 * len(curves), 3.6))
     axes = figure.subplots(1, len(curves), squeeze=False, sharey=True)[0]
     for ax, (features, networks) in zip(axes, curves.items(), strict=True):
