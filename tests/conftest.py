@@ -6,6 +6,7 @@ import pytest
 from shared_data import GTZAN_MINI, TINY_MODEL, write_manifest
 
 from kcnn.cli.main import main
+from kcnn.workers import local_cluster
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +25,10 @@ def tiny_model(tmp_path_factory):
     args = ["train", manifest, "--out", work / "model", "--cache", cache, *TINY_MODEL]
     assert main([str(a) for a in args]) == 0
     return manifest, work / "model", cache
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A local Dask cluster of 2 worker processes, shared by the tests that use one."""
+    with local_cluster(2) as cluster:
+        yield cluster

@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from kcnn.benchmark import METHODS, BenchmarkSettings, LearnerSettings, run_benchmark
 from kcnn.benchmark.datasets import SPLITS
 from kcnn.benchmark.report import accuracy_markdown
 from kcnn.cache import default_cache_dir
-from kcnn.cli.common import add_cache_options, add_quiet_option, positive_int
+from kcnn.cli.common import (
+    add_cache_options,
+    add_quiet_option,
+    add_worker_options,
+    positive_int,
+    workers_of,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -73,17 +77,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of run 1; run r uses seed + r - 1")
     p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="threads of the neural networks (default: one per core; 1 is far faster when "
-        "other jobs share the cores)",
-    )
-    p.add_argument(
         "--restart", action="store_true", help="discard the state of an earlier benchmark in REPORT"
     )
     add_cache_options(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run)
 
 
@@ -92,8 +90,6 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     settings = BenchmarkSettings(
         protocol=args.protocol,
         split=args.split,
@@ -106,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
     )
     cache = None if args.no_cache else args.cache or default_cache_dir()
     result = run_benchmark(
-        args.data, args.out, settings, cache, progress=not args.quiet, restart=args.restart
+        args.data,
+        args.out,
+        settings,
+        cache,
+        progress=not args.quiet,
+        restart=args.restart,
+        workers=workers_of(args),
     )
     print(accuracy_markdown(result.cells, settings.unit_sets()))
     print(f"\nreport written to {result.out}")
