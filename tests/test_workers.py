@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from distributed import Client
 from shared_data import GTZAN_MINI, clips_numbered
-from worker_faults import KillOnce
+from worker_faults import KillOn, KillOnce
 
 from kcnn import workers
 from kcnn.cache import FeatureCache
@@ -82,6 +82,27 @@ def test_a_killed_worker_loses_no_file(dask_cluster, music, tmp_path):
             client.wait_for_workers(2, timeout=60)
     assert not marker.exists()  # a worker was killed mid-task
     assert_same(alone, shared)
+
+
+def test_a_file_that_kills_its_workers_is_skipped(dask_cluster, music, tmp_path):
+    clips = sorted(music.glob("*.00000.wav"))
+    poison = tmp_path / "poison.wav"
+    shutil.copy(clips[0], poison)
+    paths = [*(clips * 2)[:15], poison]  # in tasks of 2 files: the poison's is retried alone
+    scheduler = dask_cluster.scheduler
+    allowed = scheduler.allowed_failures
+    with Client(dask_cluster) as client:
+        client.register_plugin(KillOn(poison.name), name="kill-on")
+        scheduler.allowed_failures = 0
+        try:
+            spread = Workers(scheduler=dask_cluster.scheduler_address)
+            batch = extract_batch(paths, SETTINGS, 4, progress=False, workers=spread)
+        finally:
+            scheduler.allowed_failures = allowed
+            client.unregister_worker_plugin("kill-on")
+            client.wait_for_workers(2, timeout=60)
+    assert batch.kept == list(range(15))
+    assert [str(err) for err in batch.skipped] == [f"{poison}: the process reading it died (1 try)"]
 
 
 def kcnn(*args: object) -> tuple[int, str]:

@@ -7,9 +7,10 @@ WAV: the cluster gets at most one process per `BYTES_PER_PROCESS` of files to co
 and a batch smaller than twice that runs in this process, without a cluster.
 `Workers(scheduler=ADDRESS)` runs them on the running Dask cluster of that scheduler.
 Files go to the workers in runs of a few. Either way a worker that dies mid-task costs
-the run a retry on another worker; a run whose workers died
-`distributed.scheduler.allowed-failures` + 1 times (4 by default) is retried file by file,
-and a file that kills its workers as often is reported as a bad file.
+the run a retry on another worker; the files of a run whose workers died
+`distributed.scheduler.allowed-failures` + 1 times (4 by default) are tried again one at a
+time, alone on the cluster, and a file that kills its workers as often is reported as a
+bad file.
 """
 
 from __future__ import annotations
@@ -121,35 +122,40 @@ def _map_on(
     paths: Sequence[Path],
     bar: tqdm | None,
 ) -> list[R | AudioError]:
-    """`task` of runs of `paths` on the cluster; a run whose workers kept dying, file by file."""
+    """`task` of runs of `paths` on the cluster; the files of runs whose workers kept dying
+    are then tried one at a time, alone on the cluster, so that only a file that kills
+    its workers itself is reported."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    runs: dict[object, range] = {}
-
-    def submit(run: range) -> object:
-        future = client.submit(task, [paths[i] for i in run], pure=False)
-        runs[future] = run
-        return future
-
-    slots = max(1, sum(client.nthreads().values()))
-    pending = as_completed([submit(run) for run in _chunks(len(paths), slots)])
     results: list = [None] * len(paths)
-    for future in pending:
-        run = runs.pop(future)
-        try:
-            outcomes = future.result()
-        except KilledWorker as err:
-            if len(run) > 1:  # which file kills its workers, if one does?
-                pending.update(submit(range(i, i + 1)) for i in run)
-                continue
-            cause = f"its worker process died {err.args[2] + 1} times"
-            outcomes = [AudioError(paths[run[0]], cause)]
+    suspects: list[int] = []
+
+    def done(run: range, outcomes: list) -> None:
         for i, outcome in zip(run, outcomes, strict=True):
             results[i] = outcome
-        future.release()  # the worker may forget the result
         if bar is not None:
             bar.update(len(run))
+
+    slots = max(1, sum(client.nthreads().values()))
+    runs = {
+        client.submit(task, [paths[i] for i in run], pure=False): run
+        for run in _chunks(len(paths), slots)
+    }
+    for future in as_completed(runs):
+        try:
+            done(runs[future], future.result())
+        except KilledWorker:
+            suspects.extend(runs[future])
+        future.release()  # the worker may forget the result
+    for i in suspects:
+        try:
+            outcomes = client.submit(task, [paths[i]], pure=False).result()
+        except KilledWorker as err:
+            tries = err.args[2] + 1
+            cause = f"the process reading it died ({tries} {'try' if tries == 1 else 'tries'})"
+            outcomes = [AudioError(paths[i], cause)]
+        done(range(i, i + 1), outcomes)
     return results
 
 
@@ -176,8 +182,8 @@ def local_cluster(processes: int) -> Iterator[LocalCluster]:
     """A Dask cluster of `processes` one-thread worker processes on this machine.
 
     Set for batches of files: the workers keep the memory they free for the next file
-    (Dask's MALLOC_TRIM_THRESHOLD_ made extraction 1.5 times as costly), do not profile
-    themselves, and are given all their tasks at once. Closed on exit; the environment
+    (Dask's MALLOC_TRIM_THRESHOLD_ made extraction 1.5 times as costly) and do not profile
+    themselves. Closed on exit; the environment
     variables that Dask sets in this process for its workers are then put back.
     """
     import dask
@@ -191,7 +197,6 @@ def local_cluster(processes: int) -> Iterator[LocalCluster]:
     settings = {
         "distributed.nanny.pre-spawn-environ": environ,
         "distributed.worker.profile.enabled": False,
-        "distributed.scheduler.worker-saturation": float("inf"),
     }
     try:
         with (
@@ -201,7 +206,7 @@ def local_cluster(processes: int) -> Iterator[LocalCluster]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,
             ) as cluster,
         ):
             yield cluster
