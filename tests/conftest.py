@@ -18,6 +18,8 @@ import pytest
 from background import COMMANDS, Jobs, command, environment
 from shared_data import GTZAN_MINI, TINY_MODEL, write_manifest
 
+from kcnn.workers import local_cluster
+
 
 def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This session's feature cache."""
@@ -61,3 +63,10 @@ def tiny_model(background_jobs):
     """A tiny model trained on 3 clips each of blues and metal: (manifest, model, cache)."""
     work = background_jobs.output("tiny_model")
     return work / "train.csv", work / "model", work / "cache"
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A local Dask cluster of 2 worker processes, shared by the tests that use one."""
+    with local_cluster(2) as cluster:
+        yield cluster

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import zipfile
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,8 @@ class FeatureCache:
     """Frame features keyed by a file's absolute path, size, modification time and settings.
 
     A changed file or other settings give another key, so a stale entry is never read.
+    Sent to another process (pickled), it becomes that process's one cache of the folder
+    and settings, with its own staging folder.
     """
 
     def __init__(self, directory: str | Path, settings: FeatureSettings) -> None:
@@ -56,6 +59,9 @@ class FeatureCache:
         self.settings = settings
         self._settings_key = json.dumps(settings.to_dict(), sort_keys=True)
         self._staging: Staging | None = None
+
+    def __reduce__(self) -> tuple[object, tuple[Path, FeatureSettings]]:
+        return shared_cache, (self.directory, self.settings)
 
     def _entry(self, path: Path) -> Path:
         stat = path.stat()
@@ -81,3 +87,9 @@ class FeatureCache:
                 write_text(self.directory / TAG, f"{SIGNATURE}\n# kcnn's cache of frame features\n")
         with atomic_file(entry, self._staging.folder) as tmp, tmp.open("wb") as handle:
             np.savez(handle, **features)
+
+
+@cache
+def shared_cache(directory: Path, settings: FeatureSettings) -> FeatureCache:
+    """This process's cache of `directory` for `settings` (one staging folder per process)."""
+    return FeatureCache(directory, settings)

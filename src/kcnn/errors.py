@@ -25,6 +25,9 @@ class AudioError(KcnnError):
         self.cause = cause
         super().__init__(f"{printable(path)}: {cause}")
 
+    def __reduce__(self) -> tuple[type[AudioError], tuple[str, str]]:
+        return AudioError, (self.path, self.cause)  # as sent back by a worker process
+
 
 class ModelError(KcnnError):
     """A saved model that cannot be loaded (missing, corrupt or of another version)."""

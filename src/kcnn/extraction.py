@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from kcnn.audio import MAX_DURATION, check_length, load_audio
 from kcnn.cache import FeatureCache
 from kcnn.errors import AudioError
 from kcnn.features import DEFAULT_SETTINGS, FeatureSettings, extract_features
+from kcnn.workers import IN_PROCESS, Workers, map_files
 
 Features = dict[str, np.ndarray]
 """Frame features of one song: feature type -> float32 array (n_frames, dim)."""
@@ -29,22 +31,28 @@ def min_samples(settings: FeatureSettings, min_frames: int) -> int:
     return settings.n_fft + (max(min_frames, 1) - 1) * settings.hop_length
 
 
-def extract_file(
+def cached_features(
+    cache: FeatureCache | None, path: str | Path, min_frames: int = 1
+) -> Features | None:
+    """The features of `path` in `cache`, if there with at least `min_frames` frames."""
+    cached = None if cache is None else cache.get(path)
+    if cached is not None and len(next(iter(cached.values()))) >= min_frames:
+        return cached
+    return None
+
+
+def compute_file(
     path: str | Path,
     settings: FeatureSettings,
     min_frames: int = 1,
     cache: FeatureCache | None = None,
     max_duration: float = MAX_DURATION,
 ) -> Features:
-    """Decode `path` (at most `max_duration` seconds) and compute its frame features.
+    """Decode `path` (at most `max_duration` seconds), compute its frame features, cache them.
 
     Raises AudioError on a bad file.
     """
     path = Path(path)
-    if cache is not None and (cached := cache.get(path)) is not None:
-        n = len(next(iter(cached.values())))
-        if n >= min_frames:
-            return cached
     y = load_audio(path, settings.sr, max_duration)
     check_length(path, y, min_samples(settings, min_frames), settings.sr)
     features = extract_features(y, settings)
@@ -53,6 +61,30 @@ def extract_file(
         with contextlib.suppress(OSError, UnicodeError):
             cache.put(path, features)
     return features
+
+
+def extract_file(
+    path: str | Path,
+    settings: FeatureSettings,
+    min_frames: int = 1,
+    cache: FeatureCache | None = None,
+    max_duration: float = MAX_DURATION,
+) -> Features:
+    """The features of `path`: from `cache` if there, else computed (`compute_file`).
+
+    Raises AudioError on a bad file.
+    """
+    if (cached := cached_features(cache, path, min_frames)) is not None:
+        return cached
+    return compute_file(path, settings, min_frames, cache, max_duration)
+
+
+def compute_or_error(path: Path, **params: object) -> Features | AudioError:
+    """`compute_file(path, **params)`, or the AudioError that says why it cannot be used."""
+    try:
+        return compute_file(path, **params)
+    except AudioError as err:
+        return err
 
 
 @dataclass
@@ -71,15 +103,38 @@ def extract_batch(
     cache: FeatureCache | None = None,
     progress: bool = True,
     max_duration: float = MAX_DURATION,
+    workers: Workers = IN_PROCESS,
 ) -> BatchResult:
-    """Extract features of many files, skipping (and recording) the ones that fail."""
+    """Extract features of many files, skipping (and recording) the ones that fail.
+
+    Cached features are read in this process; the other files are computed by `workers`
+    (see kcnn.workers), and cached by them. The result keeps the order of `paths`.
+    """
+    outcomes: list[Features | AudioError | None] = [None] * len(paths)
+    with tqdm(total=len(paths), desc="features", unit="file", disable=not progress) as bar:
+        todo = []
+        for i, path in enumerate(paths):
+            outcomes[i] = cached_features(cache, path, min_frames)
+            if outcomes[i] is None:
+                todo.append(i)
+            else:
+                bar.update()
+        task = functools.partial(
+            compute_or_error,
+            settings=settings,
+            min_frames=min_frames,
+            cache=cache,
+            max_duration=max_duration,
+        )
+        computed = map_files(task, [Path(paths[i]) for i in todo], workers, bar)
+    for i, outcome in zip(todo, computed, strict=True):
+        outcomes[i] = outcome
     result = BatchResult()
-    for i, path in enumerate(tqdm(paths, desc="features", unit="file", disable=not progress)):
-        try:
-            result.features.append(extract_file(path, settings, min_frames, cache, max_duration))
-        except AudioError as err:
-            result.skipped.append(err)
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, AudioError):
+            result.skipped.append(outcome)
         else:
+            result.features.append(outcome)
             result.kept.append(i)
     return result
 

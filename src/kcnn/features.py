@@ -18,6 +18,7 @@ import numpy as np
 import scipy.fft
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
 from kcnn.audio import RESAMPLE_QUALITY
 
@@ -332,13 +333,22 @@ def extract_features(
     Returns {type: float32 (n_frames, dim)} for `settings.types` in order, then the same
     for every view rate as {"type@rate": ...}, the features of `resampled_copy(y, sr, rate)`
     (`split_views` splits them). Raises ValueError if `y` is shorter than one frame.
+    Matrix products run on one thread: BLAS rounds differently with more, and the features
+    must not depend on how many threads or processes compute them.
     """
     s = settings
-    features = spectrum_features(power_spectrogram(y, s.n_fft, s.hop_length), s)
-    for rate in s.view_rates:
-        copy = power_spectrogram(resampled_copy(y, s.sr, rate), s.n_fft, s.hop_length)
-        features.update((f"{t}@{rate}", v) for t, v in spectrum_features(copy, s).items())
+    with _threadpools().limit(limits=1, user_api="blas"):
+        features = spectrum_features(power_spectrogram(y, s.n_fft, s.hop_length), s)
+        for rate in s.view_rates:
+            copy = power_spectrogram(resampled_copy(y, s.sr, rate), s.n_fft, s.hop_length)
+            features.update((f"{t}@{rate}", v) for t, v in spectrum_features(copy, s).items())
     return features
+
+
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The thread pools of the libraries loaded (BLAS among them); inspected once."""
+    return ThreadpoolController()
 
 
 def spectrum_features(power: np.ndarray, settings: FeatureSettings) -> dict[str, np.ndarray]:

@@ -43,6 +43,7 @@ from kcnn.cache import FeatureCache
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features, extract_batch
 from kcnn.features import FeatureSettings
+from kcnn.workers import IN_PROCESS, Workers
 
 PROTOCOLS = ("cv", "split")
 NETWORK_NAMES = {"kcnn": "k = 5", "kcnn-k1": "k = 1", "kcnn-ult": "k = 5, ULT"}
@@ -143,10 +144,12 @@ def run_benchmark(
     progress: bool = True,
     restart: bool = False,
     notify: Callable[[str], None] = _stderr,
+    workers: Workers = IN_PROCESS,
 ) -> BenchmarkResult:
     """Run (or resume) the benchmark of `data` and write its report to the folder `out`.
 
-    cache_dir: feature cache folder (None: no cache). notify: called with each note for
+    cache_dir: feature cache folder (None: no cache). workers: where the features are
+    extracted (kcnn.workers). notify: called with each note for
     the user (files left out or skipped), as soon as it is known. `out` must be free or
     hold a report (`REPORT.check`); runs on one report take turns (`writer_lock`).
     """
@@ -159,7 +162,7 @@ def run_benchmark(
         for note in notes:
             notify(note)
         started = time.perf_counter()
-        songs, features, skipped = _extract(collection, settings, cache_dir, progress)
+        songs, features, skipped = _extract(collection, settings, cache_dir, progress, workers)
         feature_seconds = time.perf_counter() - started
         for note in skipped:
             notify(note)
@@ -231,12 +234,15 @@ def _extract(
     settings: BenchmarkSettings,
     cache_dir: str | Path | None,
     progress: bool,
+    workers: Workers,
 ) -> tuple[Collection, list[Features], list[str]]:
     """Frame features of every song; the songs kept, their features, and notes on the rest."""
     fs = FeatureSettings(types=feature_types(settings), n_mels=settings.n_mels)
     cache = None if cache_dir is None else FeatureCache(cache_dir, fs)
     paths = collection.files.paths
-    batch = extract_batch(paths, fs, settings.learners.segment_frames, cache, progress)
+    batch = extract_batch(
+        paths, fs, settings.learners.segment_frames, cache, progress, workers=workers
+    )
     if not batch.kept:
         raise KcnnError(f"none of the {len(paths)} files could be used")
     notes = [f"skipped {err}" for err in batch.skipped]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from kcnn.benchmark import METHODS, BenchmarkSettings, LearnerSettings, run_benchmark
 from kcnn.benchmark.datasets import SPLITS
 from kcnn.benchmark.report import accuracy_markdown
@@ -20,7 +18,9 @@ from kcnn.cli.common import (
     add_cache_options,
     add_device_option,
     add_quiet_option,
+    add_worker_options,
     positive_int,
+    workers_of,
 )
 
 
@@ -78,18 +78,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of run 1; run r uses seed + r - 1")
     p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="threads of the neural networks (default: one per core; 1 is far faster when "
-        "other jobs share the cores)",
-    )
-    p.add_argument(
         "--restart", action="store_true", help="discard the state of an earlier benchmark in REPORT"
     )
     add_device_option(p)
     add_cache_options(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run)
 
 
@@ -98,8 +92,6 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     settings = BenchmarkSettings(
         protocol=args.protocol,
         split=args.split,
@@ -113,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
     )
     cache = None if args.no_cache else args.cache or default_cache_dir()
     result = run_benchmark(
-        args.data, args.out, settings, cache, progress=not args.quiet, restart=args.restart
+        args.data,
+        args.out,
+        settings,
+        cache,
+        progress=not args.quiet,
+        restart=args.restart,
+        workers=workers_of(args),
     )
     print(accuracy_markdown(result.cells, settings.unit_sets()))
     print(f"\nreport written to {result.out}")

@@ -14,7 +14,9 @@ from kcnn.cache import FeatureCache, default_cache_dir
 from kcnn.errors import KcnnError
 from kcnn.extraction import BatchResult, extract_batch
 from kcnn.features import DEFAULT_SETTINGS, FeatureSettings
+from kcnn.threads import available_cores, share_of_cores
 from kcnn.training import DEVICES, resolve_device
+from kcnn.workers import IN_PROCESS, Workers
 
 FEATURE_SETS = {"all": ("mel", "sfm", "scf")}
 
@@ -158,6 +160,45 @@ def add_duration_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """--threads; `kcnn` applies it to its own process before the command runs."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="threads of PyTorch, OpenMP and BLAS in each process that computes (default: "
+        f"the {available_cores()} cores divided among the processes computing at once)",
+    )
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    """--jobs and --scheduler: where features are extracted (`workers_of`)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"processes extracting features (default: one per core, {available_cores()})",
+    )
+    group.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="extract features on the running Dask cluster of this scheduler "
+        "(tcp://HOST:PORT); its workers must see the files and the cache at the same paths",
+    )
+
+
+def workers_of(args: argparse.Namespace) -> Workers:
+    """The workers given by `add_worker_options` and --threads."""
+    if args.scheduler is not None:
+        return Workers(threads=args.threads or 1, scheduler=args.scheduler)
+    jobs = args.jobs or available_cores()
+    return Workers(jobs=jobs, threads=args.threads or share_of_cores(jobs))
+
+
 def make_cache(args: argparse.Namespace, settings: FeatureSettings) -> FeatureCache | None:
     if args.no_cache:
         return None
@@ -165,9 +206,13 @@ def make_cache(args: argparse.Namespace, settings: FeatureSettings) -> FeatureCa
 
 
 def extract_or_fail(
-    args: argparse.Namespace, paths: Sequence[Path], settings: FeatureSettings, min_frames: int
+    args: argparse.Namespace,
+    paths: Sequence[Path],
+    settings: FeatureSettings,
+    min_frames: int,
+    workers: Workers = IN_PROCESS,
 ) -> BatchResult:
-    """Extract features of `paths`, skipping bad files; fail if none could be used.
+    """Extract features of `paths` on `workers`, skipping bad files; fail if none could be used.
 
     The caller lists the skipped files at the end with `report_skipped`.
     """
@@ -178,6 +223,7 @@ def extract_or_fail(
         make_cache(args, settings),
         progress=not args.quiet,
         max_duration=args.max_duration * 60,
+        workers=workers,
     )
     if not result.kept:
         report_skipped(result)

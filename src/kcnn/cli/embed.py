@@ -14,8 +14,10 @@ from kcnn.cli.common import (
     add_device_option,
     add_duration_option,
     add_quiet_option,
+    add_worker_options,
     extract_or_fail,
     report_skipped,
+    workers_of,
 )
 from kcnn.dataset import find_audio
 from kcnn.errors import KcnnError
@@ -38,6 +40,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run)
 
 
@@ -61,7 +64,7 @@ def write_embeddings(out: Path, paths: list[str], vectors: np.ndarray) -> None:
 def run(args: argparse.Namespace) -> int:
     model = MusicModel.load(args.model, args.device)
     paths = find_audio(args.inputs)
-    batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames)
+    batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames, workers_of(args))
     vectors = model.embed(batch.features)
     write_embeddings(args.out, [str(paths[i]) for i in batch.kept], vectors)
     print(

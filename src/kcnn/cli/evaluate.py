@@ -11,8 +11,10 @@ from kcnn.cli.common import (
     add_device_option,
     add_duration_option,
     add_quiet_option,
+    add_worker_options,
     extract_or_fail,
     report_skipped,
+    workers_of,
 )
 from kcnn.dataset import read_labelled
 from kcnn.evaluation import format_score, score
@@ -35,13 +37,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model = MusicModel.load(args.model, args.device)
     data = read_labelled(args.data)
-    batch = extract_or_fail(args, data.paths, model.feature_settings, model.min_frames)
+    batch = extract_or_fail(
+        args, data.paths, model.feature_settings, model.min_frames, workers_of(args)
+    )
     truth = [data.labels[i] for i in batch.kept]
     labels = sorted({*model.classes, *truth})
     report = score(truth, model.predict(batch.features, args.classifier), labels)

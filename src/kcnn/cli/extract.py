@@ -10,9 +10,11 @@ from kcnn.cli.common import (
     add_duration_option,
     add_feature_options,
     add_quiet_option,
+    add_worker_options,
     extract_or_fail,
     feature_settings,
     report_skipped,
+    workers_of,
 )
 from kcnn.dataset import find_audio
 
@@ -28,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_feature_options(p)
     add_duration_option(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run, no_cache=False)
 
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     settings = feature_settings(args)
     args.cache = args.out
     paths = find_audio(args.inputs)
-    batch = extract_or_fail(args, paths, settings, min_frames=1)
+    batch = extract_or_fail(args, paths, settings, 1, workers_of(args))
     frames = sum(len(next(iter(f.values()))) for f in batch.features)
     print(f"features of {len(batch.kept)} files ({frames} frames) cached in {args.out}")
     report_skipped(batch)

@@ -18,8 +18,10 @@ from kcnn.cli.common import (
     add_device_option,
     add_duration_option,
     add_quiet_option,
+    add_worker_options,
     extract_or_fail,
     report_skipped,
+    workers_of,
 )
 from kcnn.dataset import find_audio, read_labelled
 from kcnn.errors import KcnnError
@@ -49,6 +51,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run)
 
 
@@ -108,7 +111,7 @@ def update(args: argparse.Namespace) -> int:
         print(f"{args.out}: up to date, {len(index)} songs")
         return 0
     batch = extract_or_fail(
-        args, [paths[i] for i in todo], model.feature_settings, model.min_frames
+        args, [paths[i] for i in todo], model.feature_settings, model.min_frames, workers_of(args)
     )
     vectors = model.embed(batch.features)
     if index is None:

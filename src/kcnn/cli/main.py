@@ -21,7 +21,9 @@ from kcnn.cli import (
     similar,
     train,
 )
+from kcnn.cli.common import add_threads_option
 from kcnn.errors import KcnnError
+from kcnn.threads import available_cores, limit_threads
 
 COMMANDS = (
     train,
@@ -54,12 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)
+    for sub_command in commands.choices.values():
+        add_threads_option(sub_command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command; a user error prints one line and returns 2."""
     args = build_parser().parse_args(argv)
+    limit_threads(args.threads or available_cores())  # kcnn's own process computes alone
     try:
         return args.run(args)
     except KcnnError as err:

@@ -13,8 +13,10 @@ from kcnn.cli.common import (
     add_device_option,
     add_duration_option,
     add_quiet_option,
+    add_worker_options,
     extract_or_fail,
     report_skipped,
+    workers_of,
 )
 from kcnn.dataset import find_audio
 from kcnn.errors import printable
@@ -37,13 +39,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model = MusicModel.load(args.model, args.device)
     paths = find_audio(args.inputs)
-    batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames)
+    batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames, workers_of(args))
     proba = model.predict_proba(batch.features, args.classifier)
     classes = [str(c) for c in model.classes]
     rows = [

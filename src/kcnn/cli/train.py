@@ -15,6 +15,7 @@ from kcnn.cli.common import (
     add_duration_option,
     add_feature_options,
     add_quiet_option,
+    add_worker_options,
     extract_or_fail,
     feature_settings,
     fraction,
@@ -22,6 +23,7 @@ from kcnn.cli.common import (
     positive_float,
     positive_int,
     report_skipped,
+    workers_of,
 )
 from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
@@ -56,6 +58,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_device_option(p)
     add_duration_option(p)
     add_quiet_option(p)
+    add_worker_options(p)
     p.set_defaults(run=run)
 
 
@@ -197,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
     MODEL.check(args.out)
     data = read_labelled(args.data)
     model = build_model(args)
-    batch = extract_or_fail(args, data.paths, model.feature_settings, model.min_frames)
+    batch = extract_or_fail(
+        args, data.paths, model.feature_settings, model.min_frames, workers_of(args)
+    )
     songs = data.subset(batch.kept)
     features = batch.features
     held_out = None
