@@ -66,7 +66,7 @@ class FeatureCache:
     def _entry(self, path: Path) -> Path:
         stat = path.stat()
         ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self._settings_key}"
-        digest = hashlib.sha256(ident.encode()).hexdigest()
+        digest = hashlib.sha256(os.fsencode(ident)).hexdigest()  # names need not be UTF-8
         return self.directory / digest[:2] / f"{digest}.npz"
 
     def get(self, path: str | Path) -> dict[str, np.ndarray] | None:
