@@ -57,8 +57,8 @@ def compute_file(
     check_length(path, y, min_samples(settings, min_frames), settings.sr)
     features = extract_features(y, settings)
     if cache is not None:
-        # A cache that cannot take the entry (full disk, a name it cannot key) only costs time.
-        with contextlib.suppress(OSError, UnicodeError):
+        # A cache that cannot take the entry (a full disk, say) only costs time.
+        with contextlib.suppress(OSError):
             cache.put(path, features)
     return features
 
