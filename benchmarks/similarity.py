@@ -60,7 +60,9 @@ def splits(clips: Sequence[Path], lists: Path) -> dict[str, tuple[list[int], lis
     }
 
 
-def features(paths: Sequence[Path], settings: FeatureSettings, min_frames: int) -> list[Features]:
+def features(
+    paths: Sequence[Path], settings: FeatureSettings, min_frames: int
+) -> Sequence[Features]:
     """Frame features of every clip (cached as kcnn caches them); stops if one is unusable."""
     cache = FeatureCache(default_cache_dir(), settings)
     batch = extract_batch(paths, settings, min_frames, cache, progress=False)

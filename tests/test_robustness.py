@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,7 +46,7 @@ def train_blind_model(work: Path) -> list[object]:
     return ["train", manifest, "--out", work / "model", *TRAIN, "--view-rates"]
 
 
-def features(model: MusicModel, paths: list[Path]) -> list[Features]:
+def features(model: MusicModel, paths: list[Path]) -> Sequence[Features]:
     """The features `model` reads of `paths`, through the session's feature cache."""
     settings = model.feature_settings
     cache = FeatureCache(default_cache_dir(), settings)

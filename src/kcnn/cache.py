@@ -1,8 +1,11 @@
 """An on-disk cache of frame features, one file per song and feature settings.
 
 The cache folder holds CACHEDIR.TAG (the cache directory tag that backup tools know) and
-entries `xx/<sha256>.npz`; temporary files are written in a `Staging` folder inside it,
-which a later run removes if the run that wrote them was killed.
+entries `xx/<sha256>.npz`, each named by the file and settings it holds the features of, so
+that the names are the index of what the cache holds: a run finds the entries an earlier
+one wrote, even one that was killed, without reading them. An entry is written in a
+`Staging` folder inside the cache and renamed into place once complete and synced: an entry
+is whole or absent, and a later run removes what a killed run left in its staging folder.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
+import weakref
 import zipfile
 from functools import cache
 from pathlib import Path
@@ -78,6 +84,24 @@ class FeatureCache:
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None
 
+    def frames(self, path: str | Path) -> int | None:
+        """Frames of the cached features of `path`, read from the entry's array header
+        (not its data); None if absent or unreadable."""
+        try:
+            entry = self._entry(Path(path))
+            name = f"{feature_keys(self.settings)[0]}.npy"
+            with zipfile.ZipFile(entry) as archive, archive.open(name) as member:
+                version = np.lib.format.read_magic(member)
+                header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape = header(member)[0]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+        return int(shape[0]) if shape else None
+
     def put(self, path: str | Path, features: dict[str, np.ndarray]) -> None:
         """Store the features of `path` (written atomically)."""
         entry = self._entry(Path(path))
@@ -87,6 +111,15 @@ class FeatureCache:
                 write_text(self.directory / TAG, f"{SIGNATURE}\n# kcnn's cache of frame features\n")
         with atomic_file(entry, self._staging.folder) as tmp, tmp.open("wb") as handle:
             np.savez(handle, **features)
+
+
+def temporary_cache(settings: FeatureSettings) -> FeatureCache:
+    """A cache in a new folder of the system's temporary folder (`$TMPDIR`, else /tmp),
+    removed with everything in it once the cache is no longer referenced, or at exit."""
+    directory = tempfile.mkdtemp(prefix="kcnn-features-")
+    temporary = FeatureCache(directory, settings)
+    weakref.finalize(temporary, shutil.rmtree, directory, ignore_errors=True)
+    return temporary
 
 
 @cache

@@ -1,15 +1,20 @@
-"""From audio files to frame features: one file, a batch that skips bad files, an estimator."""
+"""From audio files to frame features: one file, a batch that skips bad files, an estimator.
+
+A batch with a feature cache keeps the features on disk, one entry per song, and reads
+each song back when it is used (`StoredFeatures`), so that no stage holds the features of
+more than a song or two at a time, however many songs there are.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, overload
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -31,14 +36,26 @@ def min_samples(settings: FeatureSettings, min_frames: int) -> int:
     return settings.n_fft + (max(min_frames, 1) - 1) * settings.hop_length
 
 
+def n_frames(features: Features) -> int:
+    """Frames of one song's features."""
+    return len(next(iter(features.values())))
+
+
 def cached_features(
     cache: FeatureCache | None, path: str | Path, min_frames: int = 1
 ) -> Features | None:
     """The features of `path` in `cache`, if there with at least `min_frames` frames."""
     cached = None if cache is None else cache.get(path)
-    if cached is not None and len(next(iter(cached.values()))) >= min_frames:
+    if cached is not None and n_frames(cached) >= min_frames:
         return cached
     return None
+
+
+def cached_frames(cache: FeatureCache | None, path: str | Path, min_frames: int = 1) -> int | None:
+    """Frames of the features of `path` in `cache`, if there with at least `min_frames`
+    (found without reading the features)."""
+    frames = None if cache is None else cache.frames(path)
+    return frames if frames is not None and frames >= min_frames else None
 
 
 def compute_file(
@@ -79,21 +96,76 @@ def extract_file(
     return compute_file(path, settings, min_frames, cache, max_duration)
 
 
-def compute_or_error(path: Path, **params: object) -> Features | AudioError:
-    """`compute_file(path, **params)`, or the AudioError that says why it cannot be used."""
+def compute_or_error(path: Path, keep: bool, **params: object) -> Features | int | AudioError:
+    """`compute_file(path, **params)`: the features if `keep`, else only their number of
+    frames (the features are in the cache); or the AudioError that says why it cannot be used.
+    """
     try:
-        return compute_file(path, **params)
+        features = compute_file(path, **params)
     except AudioError as err:
         return err
+    return features if keep else n_frames(features)
+
+
+class StoredFeatures(Sequence[Features]):
+    """The features of songs in a feature cache, each read from disk when indexed.
+
+    A song whose entry has gone or cannot be read (a cache that refused it, say) is
+    computed again, and raises AudioError if it can no longer be used. A slice, or
+    `subset`, is a StoredFeatures too: nothing is read before a song is indexed.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        cache: FeatureCache,
+        min_frames: int = 1,
+        max_duration: float = MAX_DURATION,
+    ) -> None:
+        self.paths = list(paths)
+        self.cache = cache
+        self.min_frames = min_frames
+        self.max_duration = max_duration
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @overload
+    def __getitem__(self, i: int) -> Features: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> StoredFeatures: ...
+
+    def __getitem__(self, i: int | slice) -> Features | StoredFeatures:
+        if isinstance(i, slice):
+            return self.subset(range(len(self))[i])
+        return extract_file(
+            self.paths[i], self.cache.settings, self.min_frames, self.cache, self.max_duration
+        )
+
+    def subset(self, indices: Iterable[int]) -> StoredFeatures:
+        """The songs at `indices`, in that order."""
+        return StoredFeatures(
+            [self.paths[i] for i in indices], self.cache, self.min_frames, self.max_duration
+        )
+
+
+def subset(features: Sequence[Features], indices: Iterable[int]) -> Sequence[Features]:
+    """The songs of `features` at `indices`, in that order: still on disk if stored there."""
+    if isinstance(features, StoredFeatures):
+        return features.subset(indices)
+    return [features[i] for i in indices]
 
 
 @dataclass
 class BatchResult:
-    """Features of the files that could be used, their indices, and what was skipped."""
+    """Features of the files that could be used, their indices and frames, and what was
+    skipped. `features` is a StoredFeatures if the batch had a cache, else a list."""
 
-    features: list[Features] = field(default_factory=list)
+    features: Sequence[Features] = field(default_factory=list)
     kept: list[int] = field(default_factory=list)
     skipped: list[AudioError] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
 
 
 def extract_batch(
@@ -107,20 +179,23 @@ def extract_batch(
 ) -> BatchResult:
     """Extract features of many files, skipping (and recording) the ones that fail.
 
-    Cached features are read in this process; the other files are computed by `workers`
-    (see kcnn.workers), and cached by them. The result keeps the order of `paths`.
+    Files already in `cache` are not read; the other files are computed by `workers`
+    (see kcnn.workers), and cached by them. With a cache the features stay on disk (see
+    `StoredFeatures`) and the workers send back only their sizes; without one they are
+    held in memory. The result keeps the order of `paths`.
     """
-    outcomes: list[Features | AudioError | None] = [None] * len(paths)
+    outcomes: list[Features | int | AudioError | None] = [None] * len(paths)
     with tqdm(total=len(paths), desc="features", unit="file", disable=not progress) as bar:
         todo = []
         for i, path in enumerate(paths):
-            outcomes[i] = cached_features(cache, path, min_frames)
+            outcomes[i] = cached_frames(cache, path, min_frames)
             if outcomes[i] is None:
                 todo.append(i)
             else:
                 bar.update()
         task = functools.partial(
             compute_or_error,
+            keep=cache is None,
             settings=settings,
             min_frames=min_frames,
             cache=cache,
@@ -130,12 +205,20 @@ def extract_batch(
     for i, outcome in zip(todo, computed, strict=True):
         outcomes[i] = outcome
     result = BatchResult()
+    kept_outcomes = []
     for i, outcome in enumerate(outcomes):
         if isinstance(outcome, AudioError):
             result.skipped.append(outcome)
         else:
-            result.features.append(outcome)
+            kept_outcomes.append(outcome)
             result.kept.append(i)
+    if cache is None:
+        result.features = kept_outcomes
+        result.frames = [n_frames(features) for features in kept_outcomes]
+    else:
+        kept_paths = [Path(paths[i]) for i in result.kept]
+        result.features = StoredFeatures(kept_paths, cache, min_frames, max_duration)
+        result.frames = kept_outcomes
     return result
 
 

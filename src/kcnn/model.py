@@ -61,7 +61,9 @@ class MusicModel:
     """A kcnn pipeline with its labels; works on precomputed frame features.
 
     `pipeline` has the steps features, words, kcnn, svm (see `make_pipeline`); the
-    methods here skip the features step so that a batch can drop bad files first.
+    methods here skip the features step so that a batch can drop bad files first. They
+    read the songs of `features` one at a time (a `StoredFeatures` stays on disk): what
+    they hold for all songs are the audio words and the representations.
     """
 
     def __init__(self, pipeline: Pipeline | None = None, n_songs: int = 0) -> None:
@@ -86,7 +88,7 @@ class MusicModel:
         """Fit whitening, codebooks, network and SVM on these songs only."""
         if len(set(labels)) < 2:
             raise KcnnError("training needs songs of at least two labels")
-        self.pipeline[1:].fit(list(features), np.asarray(labels))
+        self.pipeline[1:].fit(features, np.asarray(labels))
         self.n_songs = len(labels)
         return self
 
@@ -95,7 +97,7 @@ class MusicModel:
         if classifier not in CLASSIFIERS:
             raise KcnnError(f"unknown classifier {classifier!r}; choose one of {CLASSIFIERS}")
         stages = self.pipeline[1:] if classifier == "svm" else self.pipeline[1:-1]
-        return stages.predict_proba(list(features))
+        return stages.predict_proba(features)
 
     def predict(self, features: Sequence[Features], classifier: str = "svm") -> np.ndarray:
         """Labels (n_songs,): the most probable class of each song."""
@@ -103,7 +105,7 @@ class MusicModel:
 
     def embed(self, features: Sequence[Features]) -> np.ndarray:
         """Song-level representations, float32 (n_songs, hidden_units[-1])."""
-        return self.pipeline[1:-1].transform(list(features))
+        return self.pipeline[1:-1].transform(features)
 
     def save(self, path: str | Path) -> None:
         """Write the model folder atomically: a killed save leaves the old model intact.

@@ -331,16 +331,14 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 for window in excerpts(song.shape[-1], self.predict_window):
                     parts.append(view[:, window])
                     owner.append(i)
-        out = []
+        width = self.network_.config.n_classes if head else self.network_.config.hidden_units[-1]
+        total = np.zeros((len(songs), width), dtype=np.float64)
         with torch.no_grad(), full_precision():
             for start in range(0, len(parts), 256):
                 words, lengths = pad_batch(parts[start : start + 256])
                 words, lengths = words.to(device), lengths.to(device)
                 scores = net(words, lengths).softmax(1) if head else net.represent(words, lengths)
-                out.append(scores.cpu().numpy())
-        scores = np.concatenate(out)
-        total = np.zeros((len(songs), scores.shape[1]), dtype=np.float64)
-        np.add.at(total, owner, scores)
+                np.add.at(total, owner[start : start + 256], scores.cpu().numpy())
         return (total / np.bincount(owner, minlength=len(songs))[:, None]).astype(np.float32)
 
     def decision_function(self, X: WordSequences) -> np.ndarray:

@@ -29,6 +29,47 @@ def segments(frames: np.ndarray, n_frames: int) -> np.ndarray:
     return frames[: n_seg * n_frames].reshape(n_seg, n_frames * frames.shape[1])
 
 
+def word_dtype(n_words: int) -> type[np.signedinteger]:
+    """The smallest signed integer type that holds word indices below `n_words`: int16 up
+    to 32,767 words, else int32 (the network's input is int64, made a batch at a time)."""
+    return np.int16 if n_words <= np.iinfo(np.int16).max else np.int32
+
+
+class Reservoir:
+    """A uniform random sample of at most `size` of the rows added, whatever their number
+    (Vitter's algorithm R): every row while there are no more than `size`, in order.
+
+    Rows are added in blocks (n, dim); only the sample is kept, a copy.
+    """
+
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
+        self.size = size
+        self.rng = rng
+        self.seen = 0
+        self._blocks: list[np.ndarray] = []
+
+    def add(self, rows: np.ndarray) -> None:
+        fill = rows[: max(0, self.size - self.seen)]
+        if len(fill) or not self._blocks:
+            self._blocks.append(np.array(fill))
+        rest = rows[len(fill) :]
+        if len(rest):
+            sample = self.rows()
+            # row t (0-based, over all rows added) takes a slot drawn from 0..t, if < size
+            slots = self.rng.integers(0, self.seen + len(fill) + np.arange(len(rest)) + 1)
+            taken = np.flatnonzero(slots < self.size)
+            # of the rows drawn to the same slot, the last one stays (as added one by one)
+            last = len(taken) - 1 - np.unique(slots[taken][::-1], return_index=True)[1]
+            sample[slots[taken[last]]] = rest[taken[last]]
+        self.seen += len(rows)
+
+    def rows(self) -> np.ndarray:
+        """The sample, (min(seen, size), dim)."""
+        if len(self._blocks) > 1:
+            self._blocks = [np.concatenate(self._blocks)]
+        return self._blocks[0]
+
+
 @dataclass
 class Whitening:
     """PCA whitening: z = (x - mean) @ components.T / scale; shapes (d,), (c, d), (c,)."""
@@ -46,7 +87,8 @@ class Whitening:
 class WordSequences:
     """Songs as audio words, with the codebook they were drawn from.
 
-    words[i]: int64 array (n_views, n_types, n_segments_i) of word indices in [0, n_words),
+    words[i]: integer array (n_views, n_types, n_segments_i) of word indices in [0, n_words)
+    (of `word_dtype`),
     view 0 the song as heard, the others band-limited copies (see `split_views`);
     centroids[t]: float32 array (n_words, n_components_t), the codebook of type t.
     """
@@ -65,7 +107,9 @@ class AudioWords(TransformerMixin, BaseEstimator):
     Fitted on the training songs only: segments of `segment_frames` frames, PCA
     whitening to `n_components` dimensions, k-means with `n_words` centroids, on the
     segments of every view of the songs (the song as heard and its band-limited views).
-    At most `max_fit_segments` segments (drawn at random) per type enter the fit.
+    At most `max_fit_segments` segments per type enter the fit, a uniform random sample
+    drawn as the songs are read one at a time (`Reservoir`): `fit` and `transform` hold
+    one song's features at a time, so that `X` may be a `StoredFeatures` of any size.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -95,14 +139,17 @@ class AudioWords(TransformerMixin, BaseEstimator):
         if len(X) == 0:
             raise ValueError("AudioWords.fit needs at least one song")
         rng = np.random.default_rng(self.random_state)
-        every_view = [view for song in X for view in split_views(song)]
-        self.types_ = tuple(every_view[0])
+        samples: dict[str, Reservoir] = {}
+        for song in X:
+            for view in split_views(song):
+                for name, frames in view.items():
+                    sample = samples.setdefault(name, Reservoir(self.max_fit_segments, rng))
+                    sample.add(segments(frames, self.segment_frames))
+        self.types_ = tuple(samples)
         self.whitening_: dict[str, Whitening] = {}
         self.centroids_: dict[str, np.ndarray] = {}
         for name in self.types_:
-            data = np.concatenate([segments(v[name], self.segment_frames) for v in every_view])
-            if len(data) > self.max_fit_segments:
-                data = data[rng.choice(len(data), self.max_fit_segments, replace=False)]
+            data = samples.pop(name).rows()
             n_comp = min(self.n_components, data.shape[1], len(data))
             pca = PCA(n_components=n_comp, whiten=True, random_state=self.random_state).fit(data)
             white = Whitening(
@@ -119,17 +166,17 @@ class AudioWords(TransformerMixin, BaseEstimator):
         return self
 
     def encode(self, song: Features) -> np.ndarray:
-        """One song's features -> int64 word indices (n_views, n_types, n_segments)."""
+        """One song's features -> word indices (n_views, n_types, n_segments), `word_dtype`."""
         check_is_fitted(self, "centroids_")
         return np.stack([self._encode_view(view) for view in split_views(song)])
 
     def _encode_view(self, view: Features) -> np.ndarray:
-        """One view's features -> int64 word indices (n_types, n_segments)."""
+        """One view's features -> word indices (n_types, n_segments), `word_dtype`."""
         rows = []
         for name in self.types_:
             white = self.whitening_[name](segments(view[name], self.segment_frames))
             rows.append(pairwise_distances_argmin(white, self.centroids_[name]))
-        return np.stack(rows).astype(np.int64)
+        return np.stack(rows).astype(word_dtype(self.n_words))
 
     def transform(self, X: Sequence[Features]) -> WordSequences:
         check_is_fitted(self, "centroids_")

@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -235,7 +235,7 @@ def _extract(
     cache_dir: str | Path | None,
     progress: bool,
     workers: Workers,
-) -> tuple[Collection, list[Features], list[str]]:
+) -> tuple[Collection, Sequence[Features], list[str]]:
     """Frame features of every song; the songs kept, their features, and notes on the rest."""
     fs = FeatureSettings(types=feature_types(settings), n_mels=settings.n_mels)
     cache = None if cache_dir is None else FeatureCache(cache_dir, fs)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kcnn.audio import MAX_DURATION
-from kcnn.cache import FeatureCache, default_cache_dir
+from kcnn.cache import FeatureCache, default_cache_dir, temporary_cache
 from kcnn.errors import KcnnError
 from kcnn.extraction import BatchResult, extract_batch
 from kcnn.features import DEFAULT_SETTINGS, FeatureSettings
@@ -118,7 +118,10 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
         help=f"feature cache folder (default: $KCNN_CACHE_DIR or {default_cache_dir()})",
     )
     group.add_argument(
-        "--no-cache", action="store_true", help="do not read or write cached features"
+        "--no-cache",
+        action="store_true",
+        help="do not read or write cached features (they go to a temporary folder in $TMPDIR, "
+        "removed at the end)",
     )
 
 
@@ -199,9 +202,11 @@ def workers_of(args: argparse.Namespace) -> Workers:
     return Workers(jobs=jobs, threads=args.threads or share_of_cores(jobs))
 
 
-def make_cache(args: argparse.Namespace, settings: FeatureSettings) -> FeatureCache | None:
+def make_cache(args: argparse.Namespace, settings: FeatureSettings) -> FeatureCache:
+    """The cache of --cache (default: `default_cache_dir`); with --no-cache, a temporary
+    one: the features of a batch are kept on disk either way."""
     if args.no_cache:
-        return None
+        return temporary_cache(settings)
     return FeatureCache(args.cache or default_cache_dir(), settings)
 
 
@@ -214,7 +219,8 @@ def extract_or_fail(
 ) -> BatchResult:
     """Extract features of `paths` on `workers`, skipping bad files; fail if none could be used.
 
-    The caller lists the skipped files at the end with `report_skipped`.
+    The features stay on disk (`StoredFeatures`, see `make_cache`). The caller lists the
+    skipped files at the end with `report_skipped`.
     """
     result = extract_batch(
         paths,

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     args.cache = args.out
     paths = find_audio(args.inputs)
     batch = extract_or_fail(args, paths, settings, 1, workers_of(args))
-    frames = sum(len(next(iter(f.values()))) for f in batch.features)
+    frames = sum(batch.frames)
     print(f"features of {len(batch.kept)} files ({frames} frames) cached in {args.out}")
     report_skipped(batch)
     return 0

@@ -28,7 +28,7 @@ from kcnn.cli.common import (
 from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
-from kcnn.extraction import FeatureExtractor, Features
+from kcnn.extraction import FeatureExtractor, Features, subset
 from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
 from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
@@ -185,7 +185,10 @@ def build_model(args: argparse.Namespace) -> MusicModel:
 
 
 def refit(
-    args: argparse.Namespace, model: MusicModel, features: list[Features], labels: Sequence[str]
+    args: argparse.Namespace,
+    model: MusicModel,
+    features: Sequence[Features],
+    labels: Sequence[str],
 ) -> MusicModel:
     """The final model: fitted on every song, for as many epochs as early stopping chose
     for `model` (no song held out for validation)."""
@@ -218,8 +221,8 @@ def run(args: argparse.Namespace) -> int:
             raise KcnnError(
                 f"{args.data}: cannot hold out a stratified part ({err}); try --test-size 0"
             ) from err
-        held_out = ([features[i] for i in test_idx], [songs.labels[i] for i in test_idx])
-        features, labels = [features[i] for i in train_idx], [songs.labels[i] for i in train_idx]
+        held_out = (subset(features, test_idx), [songs.labels[i] for i in test_idx])
+        features, labels = subset(features, train_idx), [songs.labels[i] for i in train_idx]
     else:
         labels = songs.labels
     print(f"training on {len(features)} songs, {len(set(labels))} labels")
