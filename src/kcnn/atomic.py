@@ -11,7 +11,8 @@ Only a folder that is free (absent or empty) or holds the same kind of output
 
 Test hook: with `KCNN_KILL_AFTER=STEP` in the environment a process kills itself (SIGKILL)
 right after that publishing step: "written" (new folder complete and synced), "aside"
-(old folder set aside), "swapped" (new folder in place, the old one not yet removed).
+(old folder set aside), "swapped" (new folder in place, the old one not yet removed), or,
+for a file, "staged" (written and synced in its temporary place, not yet renamed).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def atomic_file(path: str | Path, staging: Path | None = None) -> Iterator[Path]
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private to the user
         _sync(Path(tmp))
+        _step("staged")
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
