@@ -43,7 +43,7 @@ class WhitenedSegments(TransformerMixin, BaseEstimator):
         self.words = words
 
     def fit(self, X: Sequence[Features], y: object = None) -> WhitenedSegments:
-        self.words_ = clone(self.words).fit(X)
+        self.words_ = clone(self.words).fit(X, y)
         return self
 
     def transform(self, X: Sequence[Features]) -> list[np.ndarray]:

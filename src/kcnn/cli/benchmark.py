@@ -68,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--code-units",
         type=positive_int,
-        default=CodeSettings.units,
+        default=CodeSettings().units,
         help="atoms / units of the sparse coding, autoencoder and DBN codes",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of run 1; run r uses seed + r - 1")
