@@ -28,12 +28,11 @@ import numpy as np
 
 from kcnn.baseline import MFCCStatistics
 from kcnn.cache import FeatureCache, default_cache_dir
+from kcnn.config import KCNNSettings, ModelConfig
 from kcnn.extraction import Features, extract_batch
 from kcnn.features import FeatureSettings
 from kcnn.index import Song, SongIndex, unit_rows
 from kcnn.model import MusicModel, make_pipeline
-from kcnn.training import KCNNClassifier
-from kcnn.words import AudioWords
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 K = 5
@@ -114,12 +113,8 @@ def chance(labels: Sequence[str], rows: Sequence[int]) -> float:
 
 def train_kcnn(paths: Sequence[Path], seed: int, epochs: int) -> MusicModel:
     """Words and KCNN (the representation) fitted on `paths`, labelled by folder."""
-    model = MusicModel(
-        make_pipeline(
-            words=AudioWords(random_state=seed),
-            kcnn=KCNNClassifier(epochs=epochs, random_state=seed),
-        )
-    )
+    config = ModelConfig(kcnn=KCNNSettings(epochs=epochs))
+    model = MusicModel(make_pipeline(config, seed))
     songs = features(paths, model.feature_settings, model.min_frames)
     model.pipeline[1:-1].fit(songs, [genre(p) for p in paths])
     return model
@@ -176,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--splits", type=Path, default=SHARED / "gtzan-splits", help="folder of *_filtered.txt"
     )
     parser.add_argument("--seeds", type=int, default=3, help="KCNN trainings per split (default 3)")
-    parser.add_argument("--epochs", type=int, default=KCNNClassifier().epochs, help="KCNN epochs")
+    parser.add_argument("--epochs", type=int, default=KCNNSettings.epochs, help="KCNN epochs")
     args = parser.parse_args(argv)
     neighbour_table(args)
 

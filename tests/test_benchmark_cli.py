@@ -14,22 +14,25 @@ import pytest
 from shared_data import GTZAN_MINI, write_manifest
 
 from kcnn import maps
-from kcnn.benchmark import BenchmarkSettings, LearnerSettings, run_benchmark
-from kcnn.benchmark.methods import METHODS, FoldLearner
+from kcnn.benchmark import BenchmarkSettings, MethodSettings, run_benchmark
+from kcnn.benchmark.methods import METHODS, FoldMethods
+from kcnn.benchmark.representations import CodeSettings
 from kcnn.cli import benchmark as benchmark_command
 from kcnn.cli.main import main
+from kcnn.config import KCNNSettings, ModelConfig, WordsSettings
 
 GENRES = ("classical", "metal", "pop")
 TINY = ["--folds", "2", "--runs", "2", "--epochs", "1", "--words", "8", "--code-units", "4"]
-SMALL = {"conv_units": (16,), "hidden_units": (8,), "coder_epochs": 2, "max_fit_segments": 500}
-"""Learner settings the command line does not offer, made small so that the tests are quick."""
+TINY += ["--conv-units", "16", "--hidden-units", "8"]
+CODER_EPOCHS = 2
+"""A setting the command line does not offer, made small so that the tests are quick."""
 
 
 @pytest.fixture(scope="module", autouse=True)
 def small_and_quick():
-    """Small learners, and a stand-in for t-SNE (seconds per map, even of 6 songs)."""
+    """Small coders, and a stand-in for t-SNE (seconds per map, even of 6 songs)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(benchmark_command, "LearnerSettings", partial(LearnerSettings, **SMALL))
+        patch.setattr(benchmark_command, "CodeSettings", partial(CodeSettings, epochs=CODER_EPOCHS))
         patch.setattr(maps, "layout", lambda vectors, seed=0: maps.to_unit_square(vectors[:, :2]))
         yield
 
@@ -124,7 +127,7 @@ def test_rerun_with_the_same_arguments_skips_finished_work(report, manifest, mon
     def refuse(*args, **kwargs):
         raise AssertionError("a finished model was fitted again")
 
-    monkeypatch.setattr(FoldLearner, "run", refuse)
+    monkeypatch.setattr(FoldMethods, "run", refuse)
     code, _ = run_cli("benchmark", manifest, "--out", report, "--features", "mel", *TINY, "-q")
     assert code == 0
     after = json.loads((report / "results.json").read_text())
@@ -138,15 +141,19 @@ def test_an_interrupted_benchmark_fits_only_what_is_missing(report, manifest, mo
     del state["units"]["1/1/mel"]["groups"]["kcnn"]  # killed while this network was training
     (out / "state.json").write_text(json.dumps(state))
     fitted = []
-    original = FoldLearner.run
+    original = FoldMethods.run
     monkeypatch.setattr(
-        FoldLearner, "run", lambda self, g, m: fitted.append(g.name) or original(self, g, m)
+        FoldMethods, "run", lambda self, g, m: fitted.append(g.name) or original(self, g, m)
+    )
+    config = ModelConfig(
+        words=WordsSettings(n_words=8),
+        kcnn=KCNNSettings(epochs=1, conv_units=(16,), hidden_units=(8,)),
     )
     settings = BenchmarkSettings(
         folds=2,
         runs=2,
         feature_sets=("mel",),
-        learners=LearnerSettings(epochs=1, words=8, code_units=4, **SMALL),
+        learners=MethodSettings(config, CodeSettings(units=4, epochs=CODER_EPOCHS)),
     )
     result = run_benchmark(manifest, out, settings, progress=False)
     assert fitted == ["kcnn"]
@@ -158,4 +165,4 @@ def test_other_settings_are_refused_not_mixed(report, manifest, capsys):
     args[args.index("--words") + 1] = "16"
     code, _ = run_cli(*args)
     assert code == 2
-    assert "words: 8 there, 16 here" in capsys.readouterr().err
+    assert "words.n_words: 8 there, 16 here" in capsys.readouterr().err

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
 import pytest
 from shared_data import GTZAN_MINI
 
-from kcnn.benchmark import methods as methods_module
-from kcnn.benchmark.methods import GROUPS, METHODS, FoldLearner, LearnerSettings, groups_for
+from kcnn import model as model_module
+from kcnn.benchmark.methods import (
+    GROUPS,
+    METHODS,
+    FoldMethods,
+    MethodSettings,
+    groups_for,
+    make_method,
+)
 from kcnn.benchmark.representations import (
+    CodeSettings,
     DeepBeliefNetwork,
     DenoisingAutoencoder,
     SparseCoding,
 )
+from kcnn.config import KCNNSettings, ModelConfig, WordsSettings
 from kcnn.extraction import extract_batch
 from kcnn.features import FeatureSettings
 from kcnn.svm import SVMClassifier
 
-TINY = LearnerSettings(
-    words=16,
-    components=12,
-    epochs=2,
-    conv_units=(16,),
-    hidden_units=(8,),
-    code_units=8,
-    coder_epochs=2,
-    max_fit_segments=1_000,
+TINY = MethodSettings(
+    ModelConfig(
+        words=WordsSettings(n_words=16, n_components=12, max_fit_segments=1_000),
+        kcnn=KCNNSettings(epochs=2, conv_units=(16,), hidden_units=(8,)),
+    ),
+    CodeSettings(units=8, epochs=2),
 )
 GENRES = ("classical", "metal", "pop")
 SAME = {"rtol": 1e-4, "atol": 1e-5}
@@ -49,7 +56,7 @@ def fold_outcomes(train, labels, test, features):
     """Every method's predictions and representations of `test`, after fitting on `train`."""
     types = {"mfcc": ("mfcc",), "mel+sfm": ("mel", "sfm")}[features]
     only = [[{t: s[t] for t in types} for s in part] for part in (train, test)]
-    learner = FoldLearner(only[0], labels, only[1], TINY, seed=3)
+    learner = FoldMethods(TINY, 3, only[0], labels, only[1])
     outcomes = {}
     for group in groups_for(list(METHODS), "mfcc" if features == "mfcc" else "all"):
         outcome = learner.run(group, list(METHODS))
@@ -77,7 +84,7 @@ def test_no_method_learns_from_the_test_songs(songs, features, monkeypatch):
     with it the representations of the other test songs. Every SVM (with its scaler) must
     see exactly the training songs.
     """
-    monkeypatch.setattr(methods_module, "SVMClassifier", SpySVM)
+    monkeypatch.setattr(model_module, "SVMClassifier", SpySVM)
     SpySVM.fitted_sizes = []
     feats, labels = songs
     train_idx = [i for i in range(len(feats)) if i % 5 < 3]
@@ -122,3 +129,32 @@ def test_a_song_is_the_max_of_its_segment_codes(coder):
     assert pooled.dtype == np.float32 and len(pooled) == 3
     for song, row in zip(songs, pooled, strict=True):
         np.testing.assert_allclose(row, model._encode(song).max(axis=0), **SAME)
+
+
+def test_the_methods_of_a_group_share_its_longest_pipeline():
+    """Each method of a group is the first steps of the group's longest pipeline."""
+    for group in GROUPS:
+        pipelines = [make_method(m, TINY, 0) for m in group.methods]
+        longest = max(pipelines, key=len)
+        for pipeline in pipelines:
+            steps = longest.steps[: len(pipeline)]
+            assert [name for name, _ in steps] == [name for name, _ in pipeline.steps]
+            for (_, mine), (_, theirs) in zip(steps, pipeline.steps, strict=True):
+                assert repr(mine) == repr(theirs), group.name
+
+
+@pytest.mark.parametrize("method", ["kcnn-svm", "sc-svm"])
+def test_a_method_is_built_from_its_config(songs, method):
+    """A changed setting reaches the method: 64 audio words, and the competitors learn from
+    the config's segments."""
+    feats, labels = songs
+    train = [{"mel": s["mel"]} for s in feats]
+    config = replace(TINY.model, words=replace(TINY.model.words, n_words=64))
+    fitted = make_method(method, replace(TINY, model=config), 0).fit(train, labels)
+    words = fitted[0] if method == "kcnn-svm" else fitted.named_steps["segments"].words_
+    assert words.centroids_["mel"].shape[0] == 64
+    if method == "sc-svm":
+        code = fitted.named_steps["code"]
+        assert code.max_fit_segments == 1_000 and code.n_units == 8
+    else:
+        assert fitted.named_steps["kcnn"].network_.config.n_words == (64,)

@@ -6,8 +6,9 @@ from shared_data import GTZAN_MINI
 from sklearn.base import clone
 
 from kcnn.cli.main import main
-from kcnn.extraction import FeatureExtractor
-from kcnn.model import MusicModel, make_pipeline
+from kcnn.config import KCNNSettings, ModelConfig, SVMSettings, WordsSettings
+from kcnn.features import FeatureSettings
+from kcnn.model import MusicModel, config_of, make_pipeline
 from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords
@@ -18,12 +19,14 @@ GENRES = ("classical", "metal", "pop")
 def test_the_pipeline_takes_file_paths_and_clones():
     paths = [GTZAN_MINI / g / f"{g}.{n:05d}.wav" for g in GENRES for n in range(4)]
     labels = [p.parent.name for p in paths]
-    pipe = make_pipeline(
-        FeatureExtractor(types=("mel",), min_frames=4),
-        AudioWords(n_words=32),
-        KCNNClassifier(epochs=3, conv_units=(16,), hidden_units=(8,)),
-        SVMClassifier(C=1.0),
+    config = ModelConfig(
+        FeatureSettings(types=("mel",)),
+        WordsSettings(n_words=32),
+        KCNNSettings(epochs=3, conv_units=(16,), hidden_units=(8,)),
+        SVMSettings(C=1.0),
     )
+    pipe = make_pipeline(config)
+    assert config_of(pipe) == config
     copy = clone(pipe)
     assert copy.get_params()["kcnn__epochs"] == 3
     pipe.fit(paths, labels)

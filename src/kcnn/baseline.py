@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import librosa
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Tags
 
 from kcnn.extraction import Features
 
@@ -24,6 +25,11 @@ class MFCCStatistics(TransformerMixin, BaseEstimator):
 
     Nothing is learned; pair it with a scaler and an SVM.
     """
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
 
     def fit(self, X: Sequence[Features], y: object = None) -> MFCCStatistics:
         return self

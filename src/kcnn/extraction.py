@@ -11,7 +11,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
 from pathlib import Path
 from typing import ClassVar, overload
@@ -234,6 +234,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         "n_mels": [Interval(Integral, 1, None, closed="left")],
         "fmax": [Interval(Real, 0, None, closed="neither"), None],
         "view_rates": [tuple, list],
+        "sr": [Interval(Integral, 1, None, closed="left")],
+        "n_fft": [Interval(Integral, 1, None, closed="left")],
+        "hop_length": [Interval(Integral, 1, None, closed="left")],
         "min_frames": [Interval(Integral, 1, None, closed="left")],
         "cache_dir": [str, os.PathLike, None],
         "max_duration": [Interval(Real, 0, None, closed="neither")],
@@ -245,6 +248,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         n_mels: int = DEFAULT_SETTINGS.n_mels,
         fmax: float | None = DEFAULT_SETTINGS.fmax,
         view_rates: tuple[float, ...] = DEFAULT_SETTINGS.view_rates,
+        sr: int = DEFAULT_SETTINGS.sr,
+        n_fft: int = DEFAULT_SETTINGS.n_fft,
+        hop_length: int = DEFAULT_SETTINGS.hop_length,
         min_frames: int = 1,
         cache_dir: str | None = None,
         max_duration: float = MAX_DURATION,
@@ -253,29 +259,21 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.n_mels = n_mels
         self.fmax = fmax
         self.view_rates = view_rates
+        self.sr = sr
+        self.n_fft = n_fft
+        self.hop_length = hop_length
         self.min_frames = min_frames
         self.cache_dir = cache_dir
         self.max_duration = max_duration
 
     @classmethod
     def from_settings(cls, settings: FeatureSettings, **params: object) -> FeatureExtractor:
-        """The extractor of `settings` (at its default sample rate and frames)."""
-        return cls(
-            types=settings.types,
-            n_mels=settings.n_mels,
-            fmax=settings.fmax,
-            view_rates=settings.view_rates,
-            **params,
-        )
+        """The extractor of `settings`."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(settings)}, **params)
 
     @property
     def settings(self) -> FeatureSettings:
-        return FeatureSettings(
-            types=tuple(self.types),
-            n_mels=self.n_mels,
-            fmax=self.fmax,
-            view_rates=tuple(self.view_rates),
-        )
+        return FeatureSettings(**{f.name: getattr(self, f.name) for f in fields(FeatureSettings)})
 
     def fit(self, X: Sequence[str | Path], y: object = None) -> FeatureExtractor:
         self._validate_params()

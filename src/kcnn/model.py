@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from sklearn.pipeline import Pipeline
 
 from kcnn import __version__
 from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
+from kcnn.audio import MAX_DURATION
+from kcnn.config import SECTIONS, ModelConfig
 from kcnn.errors import KcnnError, ModelError, damaged
 from kcnn.extraction import FeatureExtractor, Features
 from kcnn.features import FEATURE_TYPES, FeatureSettings
@@ -24,12 +27,10 @@ from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords, Whitening
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
 """A model folder: settings.json holds a format_version."""
 CLASSIFIERS = ("svm", "softmax")
-RUNTIME_PARAMS = ("device",)
-"""KCNNClassifier parameters that say where it runs, not what it is: not saved."""
 _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
     "kcnn.svm.SVMClassifier",
     "sklearn.calibration._CalibratedClassifier",
@@ -39,21 +40,47 @@ _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
 
 
 def make_pipeline(
-    features: FeatureExtractor | None = None,
-    words: AudioWords | None = None,
-    kcnn: KCNNClassifier | None = None,
-    svm: SVMClassifier | None = None,
+    config: ModelConfig | None = None,
+    seed: int = 0,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+    max_duration: float = MAX_DURATION,
 ) -> Pipeline:
-    """The four stages as a scikit-learn Pipeline: file paths in, labels out."""
-    words = words or AudioWords()
-    features = features or FeatureExtractor(min_frames=words.segment_frames)
+    """The four stages of `config` as a scikit-learn Pipeline: file paths in, labels out.
+
+    seed: random_state of every learned stage; device, progress: where the network runs and
+    whether it shows its epochs; max_duration: longest audio decoded (seconds).
+    """
+    config = config or ModelConfig()
     return Pipeline(
         [
-            ("features", features),
-            ("words", words),
-            ("kcnn", kcnn or KCNNClassifier()),
-            ("svm", svm or SVMClassifier()),
+            (
+                "features",
+                FeatureExtractor.from_settings(
+                    config.features,
+                    min_frames=config.words.segment_frames,
+                    max_duration=max_duration,
+                ),
+            ),
+            ("words", AudioWords(**asdict(config.words), random_state=seed)),
+            (
+                "kcnn",
+                KCNNClassifier(
+                    **asdict(config.kcnn), random_state=seed, progress=progress, device=device
+                ),
+            ),
+            ("svm", SVMClassifier(**asdict(config.svm), random_state=seed)),
         ]
+    )
+
+
+def config_of(pipeline: Pipeline) -> ModelConfig:
+    """The config of a pipeline with `make_pipeline`'s stages (whatever their parameters)."""
+    steps = pipeline.named_steps
+    return ModelConfig(
+        steps["features"].settings,
+        **{name: section.of(steps[name]) for name, section in SECTIONS.items()},
     )
 
 
@@ -70,6 +97,15 @@ class MusicModel:
         self.pipeline = pipeline or make_pipeline()
         self.n_songs = n_songs
         """Number of songs the model was fitted on."""
+
+    @property
+    def config(self) -> ModelConfig:
+        return config_of(self.pipeline)
+
+    @property
+    def seed(self) -> int:
+        """The random_state of the learned stages."""
+        return self.pipeline.named_steps["words"].random_state
 
     @property
     def feature_settings(self) -> FeatureSettings:
@@ -118,9 +154,8 @@ class MusicModel:
         settings = {
             "format_version": FORMAT_VERSION,
             "kcnn_version": __version__,
-            "features": self.feature_settings.to_dict(),
-            "words": words.get_params(),
-            "kcnn": _saved_params(kcnn),
+            **self.config.to_dict(),
+            "seed": self.seed,
             "network": kcnn.network_.config.to_dict(),
             "classes": [str(c) for c in kcnn.classes_],
             "training_songs": self.n_songs,
@@ -164,18 +199,17 @@ class MusicModel:
                 f"this kcnn {__version__} reads format {FORMAT_VERSION}: retrain the model"
             )
         with damaged(settings_file, ModelError):
-            config = _check_settings(settings)
-            words = AudioWords(**settings["words"])
-            words.types_ = tuple(settings["feature_types"])
-            params = settings["kcnn"]
-            params.update(
-                (k, tuple(params[k])) for k in ("conv_units", "hidden_units") if k in params
+            network = _check_settings(settings)
+            pipeline = make_pipeline(
+                ModelConfig.from_dict(settings), settings["seed"], device=device
             )
-            kcnn = KCNNClassifier(**params, device=device)
-            kcnn.classes_ = np.asarray(settings["classes"])
-            kcnn.network_ = KCNN(config)
-            fs = FeatureSettings.from_dict(settings["features"])
-        _load_codebook(path / "codebook.npz", words, kcnn.network_.config)
+        steps = pipeline.named_steps
+        words: AudioWords = steps["words"]
+        kcnn: KCNNClassifier = steps["kcnn"]
+        words.types_ = tuple(settings["feature_types"])
+        kcnn.classes_ = np.asarray(settings["classes"])
+        kcnn.network_ = KCNN(network)
+        _load_codebook(path / "codebook.npz", words, network)
         weights_file = path / "network.safetensors"
         with damaged(weights_file, ModelError):
             weights = safetensors.torch.load_file(weights_file)
@@ -183,24 +217,28 @@ class MusicModel:
                 raise ValueError("weights that are not finite (NaN or inf)")
             kcnn.network_.load_state_dict(weights)
         kcnn.network_.eval()
-        svm = _load_svm(path / "svm.skops", settings["classes"], kcnn.network_.config)
-        features = FeatureExtractor.from_settings(fs, min_frames=words.segment_frames)
-        return cls(make_pipeline(features, words, kcnn, svm), settings["training_songs"])
+        pipeline.set_params(svm=_load_svm(path / "svm.skops", settings["classes"], network))
+        return cls(pipeline, settings["training_songs"])
 
 
-def _saved_params(kcnn: KCNNClassifier) -> dict[str, Any]:
-    """The parameters of `kcnn` that settings.json keeps: all but where it runs."""
-    return {k: v for k, v in kcnn.get_params().items() if k not in RUNTIME_PARAMS}
+class _OneOf:
+    """An example of settings.json that stands for a value of the type of any of `examples`."""
+
+    def __init__(self, *examples: Any) -> None:
+        self.examples = examples
 
 
 def _settings_examples() -> dict[str, Any]:
     """A value of the right type for each field of settings.json but format_version (see
-    `_same_type`: a random_state, fmax and patience are a number or null)."""
+    `_same_type`: fmax, patience and predict_window are a number or null)."""
+    config = ModelConfig().to_dict()
+    config["features"]["fmax"] = None
+    config["kcnn"].update(patience=None, predict_window=None)
+    config["svm"]["gamma"] = _OneOf("scale", 1.0)
     return {
         "kcnn_version": __version__,
-        "features": {**FeatureSettings().to_dict(), "fmax": None},
-        "words": {**AudioWords().get_params(), "random_state": None},
-        "kcnn": {**_saved_params(KCNNClassifier()), "random_state": None, "patience": None},
+        **config,
+        "seed": 0,
         "network": KCNNConfig(n_words=(1,), embed_dims=(1,), n_classes=2).to_dict(),
         "classes": ["label"],
         "feature_types": ["mel"],
@@ -210,7 +248,10 @@ def _settings_examples() -> dict[str, Any]:
 
 def _same_type(value: Any, example: Any) -> bool:
     """True if `value` (read from JSON) has the type of `example`; None stands for a number
-    or null, a list or tuple for a list of items like its first."""
+    or null, a list or tuple for a list of items like its first, a `_OneOf` for any of its
+    examples."""
+    if isinstance(example, _OneOf):
+        return any(_same_type(value, e) for e in example.examples)
     if isinstance(example, bool) or isinstance(value, bool):
         return isinstance(example, bool) and isinstance(value, bool)
     if isinstance(example, int):

@@ -9,23 +9,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kcnn.config import KCNNSettings
 from kcnn.kmax import dynamic_k, kmax_pool
 
 
 @dataclass(frozen=True)
 class KCNNConfig:
-    """Shape of the network (paper Table 1 gives the defaults)."""
+    """Shape of the network (defaults: those of `KCNNSettings`, but no dropout)."""
 
     n_words: tuple[int, ...]  # codebook size of each feature type
     embed_dims: tuple[int, ...]  # lookup-table dimension of each feature type
     n_classes: int
-    window: int = 5  # convolution window, in audio words
-    conv_units: tuple[int, ...] = (500,)  # one entry per stacked convolution layer
-    k: int = 5  # k of k-max pooling
-    dynamic_k: bool = False  # k-max pooling after every lower convolution, k by song length
-    hidden_units: tuple[int, ...] = (300,)  # sigmoid layers; the last is the representation
+    window: int = KCNNSettings.window  # convolution window, in audio words
+    conv_units: tuple[int, ...] = KCNNSettings.conv_units  # one entry per convolution layer
+    k: int = KCNNSettings.k  # k of k-max pooling
+    dynamic_k: bool = KCNNSettings.dynamic_k  # k-max pooling after every lower convolution
+    hidden_units: tuple[int, ...] = KCNNSettings.hidden_units  # the last is the representation
     dropout: float = 0.0  # dropout rate on the pooled features and the hidden layers
-    freeze_embeddings: bool = False  # the paper's "ULT": lookup tables fixed after init
+    freeze_embeddings: bool = KCNNSettings.freeze_embeddings  # "ULT": lookup tables fixed
 
     def to_dict(self) -> dict:
         return asdict(self)

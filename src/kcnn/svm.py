@@ -16,6 +16,7 @@ from sklearn.svm import SVC
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from kcnn.config import SVMSettings
 from kcnn.errors import KcnnError
 
 
@@ -32,7 +33,12 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, C: float = 10.0, gamma: str | float = "scale", random_state: int = 0):
+    def __init__(
+        self,
+        C: float = SVMSettings.C,
+        gamma: str | float = SVMSettings.gamma,
+        random_state: int = 0,
+    ) -> None:
         self.C = C
         self.gamma = gamma
         self.random_state = random_state

@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from kcnn.config import KCNNSettings
 from kcnn.errors import KcnnError
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.words import WordSequences
@@ -168,24 +169,24 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        window: int = 5,
-        conv_units: tuple[int, ...] = (500,),
-        k: int = 5,
-        dynamic_k: bool = False,
-        hidden_units: tuple[int, ...] = (300,),
-        dropout: float = 0.5,
-        freeze_embeddings: bool = False,
-        learning_rate: float = 0.02,
-        lookup_learning_rate: float = 1.0,
-        l2: float = 1e-4,
-        momentum: float = 0.9,
-        epochs: int = 60,
-        patience: int | None = 10,
-        validation_fraction: float = 0.15,
-        crops_per_song: int = 8,
-        crop_words: tuple[int, int] = (16, 64),
-        predict_window: int | None = 64,
-        batch_size: int = 32,
+        window: int = KCNNSettings.window,
+        conv_units: tuple[int, ...] = KCNNSettings.conv_units,
+        k: int = KCNNSettings.k,
+        dynamic_k: bool = KCNNSettings.dynamic_k,
+        hidden_units: tuple[int, ...] = KCNNSettings.hidden_units,
+        dropout: float = KCNNSettings.dropout,
+        freeze_embeddings: bool = KCNNSettings.freeze_embeddings,
+        learning_rate: float = KCNNSettings.learning_rate,
+        lookup_learning_rate: float = KCNNSettings.lookup_learning_rate,
+        l2: float = KCNNSettings.l2,
+        momentum: float = KCNNSettings.momentum,
+        epochs: int = KCNNSettings.epochs,
+        patience: int | None = KCNNSettings.patience,
+        validation_fraction: float = KCNNSettings.validation_fraction,
+        crops_per_song: int = KCNNSettings.crops_per_song,
+        crop_words: tuple[int, int] = KCNNSettings.crop_words,
+        predict_window: int | None = KCNNSettings.predict_window,
+        batch_size: int = KCNNSettings.batch_size,
         random_state: int = 0,
         progress: bool = False,
         device: str = "auto",

@@ -15,6 +15,7 @@ from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from kcnn.config import WordsSettings
 from kcnn.extraction import Features
 from kcnn.features import split_views
 
@@ -122,10 +123,10 @@ class AudioWords(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        segment_frames: int = 4,
-        n_components: int = 48,
-        n_words: int = 256,
-        max_fit_segments: int = 50_000,
+        segment_frames: int = WordsSettings.segment_frames,
+        n_components: int = WordsSettings.n_components,
+        n_words: int = WordsSettings.n_words,
+        max_fit_segments: int = WordsSettings.max_fit_segments,
         random_state: int = 0,
     ) -> None:
         self.segment_frames = segment_frames

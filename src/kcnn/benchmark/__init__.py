@@ -1,6 +1,6 @@
 """The paper's evaluation (section 4): every method on every feature set, under a protocol."""
 
-from kcnn.benchmark.methods import FEATURE_SETS, METHODS, LearnerSettings
+from kcnn.benchmark.methods import FEATURE_SETS, METHODS, MethodSettings
 from kcnn.benchmark.runner import BenchmarkResult, BenchmarkSettings, run_benchmark
 
 __all__ = [
@@ -8,6 +8,6 @@ __all__ = [
     "METHODS",
     "BenchmarkResult",
     "BenchmarkSettings",
-    "LearnerSettings",
+    "MethodSettings",
     "run_benchmark",
 ]

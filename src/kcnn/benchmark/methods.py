@@ -1,5 +1,7 @@
 """The compared methods (paper Table 2, and an MFCC baseline), fitted on one fold's training songs.
 
+Every method is a scikit-learn Pipeline built from one `ModelConfig` (`make_method`): the
+KCNN variants are the kcnn model's stages, the competitors share its audio words and SVM.
 All methods but the baseline see the same frame features, the same segments and the same
 PCA whitening: one `AudioWords` fitted per fold and feature set serves the four KCNN
 variants (its codebook initialises their lookup tables) and the three competitors (its
@@ -9,24 +11,27 @@ whitening is their input). Every learned stage is fitted on the fold's training 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 
 from kcnn.baseline import MFCCStatistics
 from kcnn.benchmark.representations import (
+    CodeSettings,
     DeepBeliefNetwork,
     DenoisingAutoencoder,
     PooledCode,
     SparseCoding,
-    whitened_segments,
+    WhitenedSegments,
 )
+from kcnn.config import ModelConfig
 from kcnn.extraction import Features
-from kcnn.svm import SVMClassifier
-from kcnn.training import KCNNClassifier
-from kcnn.words import AudioWords, WordSequences
+from kcnn.model import make_pipeline
+from kcnn.words import AudioWords
 
 METHODS: dict[str, str] = {
     "sc-svm": "Sparse coding + SVM",
@@ -55,7 +60,8 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Group:
-    """One fitted model that serves one or more methods (e.g. a KCNN's softmax and SVM)."""
+    """One fitted model that serves one or more methods (e.g. a KCNN's softmax and SVM):
+    the longest method's pipeline, whose first steps are the others' (see `make_method`)."""
 
     name: str
     methods: tuple[str, ...]
@@ -81,27 +87,62 @@ def groups_for(methods: Sequence[str], features: str) -> list[Group]:
 
 
 @dataclass(frozen=True)
-class LearnerSettings:
-    """Settings of the learned stages (defaults: paper Table 1 and section 4.2 for the KCNN).
+class MethodSettings:
+    """What every method is built from: the kcnn model's config (its audio words serve the
+    competitors too; its feature types are those of each feature set), the competitors'
+    codes, and where the KCNN runs."""
 
-    segment_frames, components, words: audio words (frames per segment, whitened
-    dimensions per type, codebook size); epochs, conv_units, hidden_units: the KCNN;
-    code_units: size of the competitors' codes (dictionary atoms, autoencoder and RBM
-    units); coder_epochs: passes of the autoencoder and each RBM over their training
-    segments; max_fit_segments: segments (drawn at random) the competitors learn from;
-    svm_c: C of the RBF SVMs.
+    model: ModelConfig = field(default_factory=ModelConfig)
+    codes: CodeSettings = field(default_factory=CodeSettings)
+    device: str = "auto"
+
+
+CODERS: dict[str, Callable[[CodeSettings], PooledCode]] = {
+    "sc-svm": lambda codes: SparseCoding(n_units=codes.units),
+    "ae-svm": lambda codes: DenoisingAutoencoder(n_units=codes.units, epochs=codes.epochs),
+    "dbn-svm": lambda codes: DeepBeliefNetwork(n_units=codes.units, epochs=codes.epochs),
+}
+"""Competitor method -> its code of whitened segments."""
+NETWORKS: dict[str, dict[str, Any]] = {
+    "kcnn-ult": {"freeze_embeddings": True},
+    "kcnn": {},
+    "kcnn-k1-svm": {"k": 1},
+    "kcnn-svm": {},
+}
+"""KCNN method -> how its network differs from the model's."""
+
+
+def make_method(
+    key: str, settings: MethodSettings, seed: int, words: AudioWords | None = None
+) -> Pipeline:
+    """Method `key` as a Pipeline: frame features in, labels out (see `score`).
+
+    Its stages are those of the kcnn model of `settings.model` (`make_pipeline`), seeded
+    with `seed`. words: audio words already fitted and shared, kept as they are (default:
+    fitted with the method). Methods of one `Group` are each the first steps of the longest.
     """
+    model = make_pipeline(settings.model, seed, device=settings.device).named_steps
+    svm = ("svm", model["svm"])
+    if key == BASELINE:
+        return Pipeline([("statistics", MFCCStatistics()), svm])
+    shared = model["words"] if words is None else FrozenEstimator(words)
+    if key in CODERS:
+        coder = CODERS[key](settings.codes).set_params(
+            max_fit_segments=settings.model.words.max_fit_segments, random_state=seed
+        )
+        return Pipeline([("segments", WhitenedSegments(shared)), ("code", coder), svm])
+    network = ("kcnn", model["kcnn"].set_params(**NETWORKS[key]))
+    return Pipeline([("words", shared), network, *([svm] if key.endswith("-svm") else [])])
 
-    segment_frames: int = 4
-    components: int = 48
-    words: int = 256
-    epochs: int = 60
-    conv_units: tuple[int, ...] = (500,)
-    hidden_units: tuple[int, ...] = (300,)
-    code_units: int = 256
-    coder_epochs: int = 20
-    max_fit_segments: int = 10_000
-    svm_c: float = 10.0
+
+def score(method: Pipeline, songs: Sequence[Features]) -> tuple[list[str], np.ndarray]:
+    """The labels a fitted method predicts for `songs`, and their representations: what its
+    SVM reads, or the KCNN's topmost hidden layer."""
+    inputs = method[:-1].transform(list(songs))
+    classifier = method[-1]
+    represent = getattr(classifier, "transform", None)
+    reps = inputs if represent is None else represent(inputs)
+    return [str(p) for p in classifier.predict(inputs)], reps
 
 
 @dataclass
@@ -110,7 +151,8 @@ class Outcome:
 
     predictions: method -> predicted label of each test song; representations: method ->
     float32 (n_test, dim) song-level representations; loss_curve: mean training loss per
-    epoch (KCNN only); seconds: wall time of the fit and prediction.
+    epoch (KCNN only); seconds: wall time of the fit and prediction; words_seconds: wall
+    time of fitting the audio words its fold shares, if they were fitted for it.
     """
 
     group: str
@@ -118,124 +160,50 @@ class Outcome:
     representations: dict[str, np.ndarray] = field(default_factory=dict)
     loss_curve: list[float] | None = None
     seconds: float = 0.0
+    words_seconds: float | None = None
 
 
-class FoldLearner:
-    """Fits the methods of one fold and feature set on its training songs only.
+class FoldMethods:
+    """The methods of one fold and feature set, fitted on its training songs only.
 
     train, test: frame features of the fold's training and test songs, holding exactly the
     feature set's types; labels: the training songs' labels. Test songs are only ever
-    transformed and predicted. The audio words are fitted once, on first use. device: where
-    the KCNN runs (see `KCNNClassifier`).
+    transformed and predicted. Every method but the baseline reads one AudioWords, fitted
+    on the training songs when a group first needs it.
     """
 
     def __init__(
         self,
+        settings: MethodSettings,
+        seed: int,
         train: list[Features],
         labels: Sequence[str],
         test: list[Features],
-        settings: LearnerSettings,
-        seed: int,
-        device: str = "auto",
     ) -> None:
+        self.settings = settings
+        self.seed = seed
         self.train = train
         self.labels = np.asarray(labels)
         self.test = test
-        self.settings = settings
-        self.seed = seed
-        self.device = device
-
-    @cached_property
-    def words(self) -> AudioWords:
-        """Whitening and codebooks, fitted on the training songs."""
-        s = self.settings
-        return AudioWords(
-            segment_frames=s.segment_frames,
-            n_components=s.components,
-            n_words=s.words,
-            random_state=self.seed,
-        ).fit(self.train)
-
-    @cached_property
-    def sequences(self) -> tuple[WordSequences, WordSequences]:
-        """Audio words of the training and of the test songs."""
-        return self.words.transform(self.train), self.words.transform(self.test)
-
-    @cached_property
-    def segments(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Whitened segments of the training and of the test songs."""
-        return (
-            [whitened_segments(self.words, song) for song in self.train],
-            [whitened_segments(self.words, song) for song in self.test],
-        )
-
-    def prepare(self) -> float:
-        """Fit the audio words and encode every song now; returns the wall seconds it took."""
-        start = time.perf_counter()
-        _ = self.sequences, self.segments
-        return time.perf_counter() - start
+        self.words: AudioWords | None = None
 
     def run(self, group: Group, methods: Sequence[str]) -> Outcome:
         """Fit `group` and predict the test songs for those of its methods in `methods`."""
-        wanted = [m for m in group.methods if m in methods]
+        outcome = Outcome(group.name)
+        if group.name != "mfcc" and self.words is None:
+            start = time.perf_counter()
+            words = make_pipeline(self.settings.model, self.seed).named_steps["words"]
+            self.words = words.fit(self.train)
+            outcome.words_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        if group.name == "mfcc":
-            stats = MFCCStatistics()
-            train, test = stats.transform(self.train), stats.transform(self.test)
-            outcome = self._svm_outcome(group, train, test)
-        elif group.name.startswith("kcnn"):
-            outcome = self._kcnn(group, wanted)
-        else:
-            outcome = self._competitor(group)
-        outcome.seconds = time.perf_counter() - start
-        return outcome
-
-    def _svm(self, train: np.ndarray, test: np.ndarray) -> list[str]:
-        """Labels of the test songs by an SVM fitted on the training songs' representations."""
-        svm = SVMClassifier(C=self.settings.svm_c, random_state=self.seed).fit(train, self.labels)
-        return [str(p) for p in svm.predict(test)]
-
-    def _svm_outcome(self, group: Group, train: np.ndarray, test: np.ndarray) -> Outcome:
-        method = group.methods[0]
-        return Outcome(group.name, {method: self._svm(train, test)}, {method: test})
-
-    def _competitor(self, group: Group) -> Outcome:
-        s = self.settings
-        common = {
-            "n_units": s.code_units,
-            "max_fit_segments": s.max_fit_segments,
-            "random_state": self.seed,
-        }
-        coder: PooledCode
-        if group.name == "sc":
-            coder = SparseCoding(**common)
-        elif group.name == "ae":
-            coder = DenoisingAutoencoder(epochs=s.coder_epochs, **common)
-        else:
-            coder = DeepBeliefNetwork(epochs=s.coder_epochs, **common)
-        train, test = self.segments
-        coder.fit(train)
-        return self._svm_outcome(group, coder.transform(train), coder.transform(test))
-
-    def _kcnn(self, group: Group, wanted: list[str]) -> Outcome:
-        s = self.settings
-        network = KCNNClassifier(
-            k=1 if group.name == "kcnn-k1" else 5,
-            freeze_embeddings=group.name == "kcnn-ult",
-            epochs=s.epochs,
-            conv_units=s.conv_units,
-            hidden_units=s.hidden_units,
-            random_state=self.seed,
-            device=self.device,
-        )
-        train, test = self.sequences
-        network.fit(train, self.labels)
-        reps = network.transform(test)
-        outcome = Outcome(group.name, loss_curve=list(network.loss_curve_))
-        for method in wanted:
-            if method.endswith("-svm"):
-                outcome.predictions[method] = self._svm(network.transform(train), reps)
-            else:
-                outcome.predictions[method] = [str(p) for p in network.predict(test)]
+        wanted = [m for m in group.methods if m in methods]
+        pipelines = [make_method(m, self.settings, self.seed, self.words) for m in wanted]
+        fitted = max(pipelines, key=len).fit(self.train, self.labels)
+        for method, pipeline in zip(wanted, pipelines, strict=True):
+            predicted, reps = score(fitted[: len(pipeline)], self.test)
+            outcome.predictions[method] = predicted
             outcome.representations[method] = reps
+        if "kcnn" in fitted.named_steps:
+            outcome.loss_curve = list(fitted.named_steps["kcnn"].loss_curve_)
+        outcome.seconds = time.perf_counter() - start
         return outcome

@@ -150,7 +150,7 @@ def accuracy_markdown(found: Sequence[Cell], feature_sets: Sequence[str]) -> str
 
 def time_markdown(times: dict[str, dict], feature_sets: Sequence[str]) -> str:
     """Rows: steps; columns: feature sets; values: mean seconds per fold."""
-    names = {"words": "Audio words: fit, and encoding of all songs (shared)", **GROUP_NAMES}
+    names = {"words": "Audio words: fit (shared)", **GROUP_NAMES}
     rows = [
         [names[step], *(f"{per[f]:.1f}" if f in per else "—" for f in feature_sets)]
         for step, per in times.items()

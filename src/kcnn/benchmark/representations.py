@@ -3,34 +3,58 @@
 Each learns a code of segments (the same PCA-whitened segments the audio words are made
 from) on the training songs, and represents a song by the max-pooling of its segments'
 codes over the whole song. Input to `fit` and `transform`: one float32 array per song,
-(n_segments_i, dim), as made by `whitened_segments`; `transform` returns (n_songs, n_units).
+(n_segments_i, dim), as made by `WhitenedSegments`; `transform` returns (n_songs, n_units).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import MiniBatchDictionaryLearning
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from kcnn.config import WordsSettings
 from kcnn.extraction import Features
 from kcnn.words import AudioWords, segments
 
 
-def whitened_segments(words: AudioWords, song: Features) -> np.ndarray:
-    """A song's segments, each type whitened by the fitted `words`, side by side.
+@dataclass(frozen=True)
+class CodeSettings:
+    """The competitors' codes: units (dictionary atoms, autoencoder and RBM units), and the
+    passes of the autoencoder and of each RBM over their training segments."""
 
-    Returns float32 (n_segments, sum over types of the whitened dimensions).
-    """
-    return np.hstack(
-        [words.whitening_[t](segments(song[t], words.segment_frames)) for t in words.types_]
-    )
+    units: int = 256
+    epochs: int = 20
+
+
+class WhitenedSegments(TransformerMixin, BaseEstimator):
+    """Frame features -> each song's segments, each type whitened by `words` (fitted by `fit`,
+    unless frozen), side by side: float32 (n_segments_i, sum of the whitened dimensions)."""
+
+    def __init__(self, words: AudioWords | FrozenEstimator) -> None:
+        self.words = words
+
+    def fit(self, X: Sequence[Features], y: object = None) -> WhitenedSegments:
+        self.words_ = clone(self.words).fit(X, y)
+        return self
+
+    def transform(self, X: Sequence[Features]) -> list[np.ndarray]:
+        check_is_fitted(self, "words_")
+        words = self.words_
+        return [
+            np.hstack(
+                [words.whitening_[t](segments(song[t], words.segment_frames)) for t in words.types_]
+            )
+            for song in X
+        ]
 
 
 def sample_segments(songs: Sequence[np.ndarray], limit: int, seed: int) -> np.ndarray:
@@ -80,10 +104,10 @@ class SparseCoding(PooledCode):
 
     def __init__(
         self,
-        n_units: int = 256,
+        n_units: int = CodeSettings.units,
         alpha: float = 1.0,
         epochs: int = 3,
-        max_fit_segments: int = 10_000,
+        max_fit_segments: int = WordsSettings.max_fit_segments,
         random_state: int = 0,
     ) -> None:
         self.n_units = n_units
@@ -124,12 +148,12 @@ class DenoisingAutoencoder(PooledCode):
 
     def __init__(
         self,
-        n_units: int = 256,
+        n_units: int = CodeSettings.units,
         noise: float = 0.3,
         sparsity: float = 1.0,
-        epochs: int = 20,
+        epochs: int = CodeSettings.epochs,
         learning_rate: float = 1e-3,
-        max_fit_segments: int = 10_000,
+        max_fit_segments: int = WordsSettings.max_fit_segments,
         random_state: int = 0,
     ) -> None:
         self.n_units = n_units
@@ -209,11 +233,11 @@ class DeepBeliefNetwork(PooledCode):
 
     def __init__(
         self,
-        n_units: int = 256,
+        n_units: int = CodeSettings.units,
         n_layers: int = 2,
-        epochs: int = 20,
+        epochs: int = CodeSettings.epochs,
         learning_rate: float = 0.01,
-        max_fit_segments: int = 10_000,
+        max_fit_segments: int = WordsSettings.max_fit_segments,
         random_state: int = 0,
     ) -> None:
         self.n_units = n_units

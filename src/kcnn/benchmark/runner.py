@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,9 @@ from kcnn.benchmark.methods import (
     BASELINE_FEATURES,
     FEATURE_SETS,
     METHODS,
-    FoldLearner,
+    FoldMethods,
     Group,
-    LearnerSettings,
+    MethodSettings,
     Outcome,
     groups_for,
 )
@@ -42,7 +42,6 @@ from kcnn.benchmark.state import REPORT, BenchmarkState, unit_key
 from kcnn.cache import FeatureCache
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features, extract_batch
-from kcnn.features import FeatureSettings
 from kcnn.workers import IN_PROCESS, Workers
 
 PROTOCOLS = ("cv", "split")
@@ -54,9 +53,9 @@ NETWORK_NAMES = {"kcnn": "k = 5", "kcnn-k1": "k = 1", "kcnn-ult": "k = 5, ULT"}
 class BenchmarkSettings:
     """What to run: protocol ("cv" or "split"), split name or file (for "split"), folds
     (for "cv"), runs, methods (keys of METHODS), feature sets (keys of FEATURE_SETS but
-    "mfcc", which the baseline uses by itself), base seed, mel bands, learner settings,
-    and the device the KCNN runs on (not part of the `key`: devices agree within float
-    tolerance, so a benchmark may resume on another).
+    "mfcc", which the baseline uses by itself), base seed, and what the methods are built
+    from (their device is not part of the `key`: devices agree within float tolerance, so
+    a benchmark may resume on another).
     """
 
     protocol: str = "cv"
@@ -66,9 +65,7 @@ class BenchmarkSettings:
     methods: tuple[str, ...] = tuple(METHODS)
     feature_sets: tuple[str, ...] = ("mel", "sfm", "scf", "all")
     seed: int = 0
-    n_mels: int = 40
-    learners: LearnerSettings = field(default_factory=LearnerSettings)
-    device: str = "auto"
+    learners: MethodSettings = field(default_factory=MethodSettings)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -88,14 +85,16 @@ class BenchmarkSettings:
         return self.folds if self.protocol == "cv" else 1
 
     def key(self) -> dict[str, Any]:
-        """The settings the results depend on (runs, methods and feature sets may grow)."""
+        """The settings the results depend on (runs, methods and feature sets may grow):
+        "stage.name" for each setting of the methods but the feature types."""
+        stages = {**self.learners.model.to_dict(), "codes": asdict(self.learners.codes)}
+        del stages["features"]["types"]
         return {
             "protocol": self.protocol,
             "split": self.split,
             "folds": self.n_folds,
             "seed": self.seed,
-            "n_mels": self.n_mels,
-            **asdict(self.learners),
+            **{f"{s}.{k}": v for s, values in stages.items() for k, v in values.items()},
         }
 
     def columns(self) -> dict[str, list[str]]:
@@ -190,23 +189,20 @@ def run_benchmark(
         with tqdm(total=total, desc="benchmark", unit="model", disable=not progress) as bar:
             for run, f, fs, todo in plan:
                 fold = folds[run][f]
-                learner = FoldLearner(
+                methods = FoldMethods(
+                    settings.learners,
+                    settings.seed + run,
                     [_only(features[i], fs) for i in fold.train],
                     [labels[i] for i in fold.train],
                     [_only(features[i], fs) for i in fold.test],
-                    settings.learners,
-                    settings.seed + run,
-                    settings.device,
                 )
-                words_seconds = None if fs == BASELINE_FEATURES else learner.prepare()
                 for group in todo:
                     bar.set_postfix_str(
                         f"run {run + 1}/{settings.runs}, fold {f + 1}/{settings.n_folds}, "
                         f"{fs.upper()}: {group.name}"
                     )
-                    outcome = learner.run(group, settings.methods)
-                    state.record(run, f, fs, fold.test, outcome, words_seconds)
-                    words_seconds = None
+                    outcome = methods.run(group, settings.methods)
+                    state.record(run, f, fs, fold.test, outcome)
                     state.save()
                     if run == 0 and fs in (settings.tsne_set, BASELINE_FEATURES):
                         _save_representations(out, outcome, f, fold, songs, fs)
@@ -237,12 +233,11 @@ def _extract(
     workers: Workers,
 ) -> tuple[Collection, Sequence[Features], list[str]]:
     """Frame features of every song; the songs kept, their features, and notes on the rest."""
-    fs = FeatureSettings(types=feature_types(settings), n_mels=settings.n_mels)
+    model = settings.learners.model
+    fs = replace(model.features, types=feature_types(settings))
     cache = None if cache_dir is None else FeatureCache(cache_dir, fs)
     paths = collection.files.paths
-    batch = extract_batch(
-        paths, fs, settings.learners.segment_frames, cache, progress, workers=workers
-    )
+    batch = extract_batch(paths, fs, model.words.segment_frames, cache, progress, workers=workers)
     if not batch.kept:
         raise KcnnError(f"none of the {len(paths)} files could be used")
     notes = [f"skipped {err}" for err in batch.skipped]

@@ -18,7 +18,7 @@ from kcnn.atomic import OutputKind, json_marker, write_text
 from kcnn.benchmark.methods import Outcome
 from kcnn.errors import KcnnError
 
-FORMAT = 1
+FORMAT = 2
 REPORT = OutputKind("kcnn benchmark report", json_marker("state.json", "format"))
 """A benchmark report folder: state.json holds a format."""
 
@@ -71,15 +71,14 @@ class BenchmarkState:
         features: str,
         test: np.ndarray,
         outcome: Outcome,
-        words_seconds: float | None,
     ) -> None:
         """Add one group's outcome on a unit (call `save` to write it)."""
         unit = self.units.setdefault(
             unit_key(run, fold, features),
             {"test": [int(i) for i in test], "groups": {}, "predictions": {}},
         )
-        if words_seconds is not None:
-            unit["words_seconds"] = words_seconds
+        if outcome.words_seconds is not None:
+            unit["words_seconds"] = outcome.words_seconds
         unit["groups"][outcome.group] = {
             "seconds": outcome.seconds,
             "loss_curve": outcome.loss_curve,

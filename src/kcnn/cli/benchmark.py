@@ -10,18 +10,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kcnn.benchmark import METHODS, BenchmarkSettings, LearnerSettings, run_benchmark
+from kcnn.benchmark import METHODS, BenchmarkSettings, MethodSettings, run_benchmark
 from kcnn.benchmark.datasets import SPLITS
 from kcnn.benchmark.report import accuracy_markdown
+from kcnn.benchmark.representations import CodeSettings
 from kcnn.cache import default_cache_dir
 from kcnn.cli.common import (
     add_cache_options,
     add_device_option,
+    add_model_options,
     add_quiet_option,
     add_worker_options,
+    model_config,
     positive_int,
     workers_of,
 )
+from kcnn.features import FeatureSettings
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -60,21 +64,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default="mel,sfm,scf,all",
         help="feature sets, comma-separated: mel, sfm, scf, spec, all (= mel+sfm+scf)",
     )
-    defaults = LearnerSettings()
-    p.add_argument(
-        "--epochs", type=positive_int, default=defaults.epochs, help="KCNN training epochs (60)"
-    )
-    p.add_argument(
-        "--words",
-        type=positive_int,
-        default=defaults.words,
-        help="codebook size per feature type (256)",
-    )
+    add_model_options(p)
     p.add_argument(
         "--code-units",
         type=positive_int,
-        default=defaults.code_units,
-        help="atoms / units of the sparse coding, autoencoder and DBN codes (256)",
+        default=CodeSettings().units,
+        help="atoms / units of the sparse coding, autoencoder and DBN codes",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of run 1; run r uses seed + r - 1")
     p.add_argument(
@@ -100,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
         methods=_names(args.methods),
         feature_sets=_names(args.features),
         seed=args.seed,
-        learners=LearnerSettings(epochs=args.epochs, words=args.words, code_units=args.code_units),
-        device=args.device,
+        learners=MethodSettings(
+            model_config(args, FeatureSettings.types),
+            CodeSettings(units=args.code_units),
+            args.device,
+        ),
     )
     cache = None if args.no_cache else args.cache or default_cache_dir()
     result = run_benchmark(

@@ -7,10 +7,11 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kcnn.audio import MAX_DURATION
 from kcnn.cache import FeatureCache, default_cache_dir, temporary_cache
+from kcnn.config import SECTIONS, ModelConfig
 from kcnn.errors import KcnnError
 from kcnn.extraction import BatchResult, extract_batch
 from kcnn.features import DEFAULT_SETTINGS, FeatureSettings
@@ -69,12 +70,16 @@ def frequency_or_full(text: str) -> float | None:
     return None if text.lower() == "full" else positive_float(text)
 
 
-def add_feature_options(parser: argparse.ArgumentParser) -> None:
-    """--features, --n-mels, --fmax and --view-rates."""
-    d = DEFAULT_SETTINGS
+def add_types_option(parser: argparse.ArgumentParser) -> None:
+    """--features: the feature types (`parse_types`)."""
     parser.add_argument(
         "--features", default="all", help="mel, sfm, scf, spec, comma-separated; all = mel,sfm,scf"
     )
+
+
+def add_feature_options(parser: argparse.ArgumentParser) -> None:
+    """--n-mels, --fmax and --view-rates."""
+    d = DEFAULT_SETTINGS
     parser.add_argument(
         "--n-mels", type=positive_int, default=d.n_mels, help=f"mel bands (default {d.n_mels})"
     )
@@ -96,17 +101,147 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def feature_settings(args: argparse.Namespace) -> FeatureSettings:
-    """The feature settings given by `add_feature_options`; a bad value is a KcnnError."""
+def feature_settings(args: argparse.Namespace, types: Sequence[str]) -> FeatureSettings:
+    """The settings of feature `types` given by `add_feature_options`; a bad value is a
+    KcnnError."""
     try:
         return FeatureSettings(
-            types=parse_types(args.features),
+            types=tuple(types),
             n_mels=args.n_mels,
             fmax=args.fmax,
             view_rates=tuple(args.view_rates),
         )
     except ValueError as err:
         raise KcnnError(str(err)) from err
+
+
+def _model_option(parser: argparse.ArgumentParser, flag: str, setting: str, **params: Any) -> None:
+    """An option that sets `setting` ("stage.name") of a `ModelConfig`, by default to the
+    config's; `model_config` reads it."""
+    stage, name = setting.split(".")
+    default = getattr(getattr(ModelConfig(), stage), name)
+    parser.add_argument(
+        flag,
+        dest=setting,
+        default=list(default) if isinstance(default, tuple) else default,
+        **params,
+    )
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The settings of a model (`ModelConfig`) but its feature types, with its defaults."""
+    add_feature_options(p)
+    _model_option(
+        p,
+        "--segment-frames",
+        "words.segment_frames",
+        type=positive_int,
+        help="frames per audio word",
+    )
+    _model_option(
+        p,
+        "--components",
+        "words.n_components",
+        type=positive_int,
+        help="PCA-whitened dimensions",
+    )
+    _model_option(
+        p, "--words", "words.n_words", type=positive_int, help="codebook size per feature type"
+    )
+    _model_option(p, "--k", "kcnn.k", type=positive_int, help="k of k-max pooling")
+    _model_option(
+        p,
+        "--conv-units",
+        "kcnn.conv_units",
+        type=positive_int,
+        nargs="+",
+        help="units per convolution layer",
+    )
+    _model_option(
+        p,
+        "--hidden-units",
+        "kcnn.hidden_units",
+        type=positive_int,
+        nargs="+",
+        help="units per sigmoid layer",
+    )
+    _model_option(p, "--epochs", "kcnn.epochs", type=positive_int, help="training epochs")
+    _model_option(
+        p,
+        "--learning-rate",
+        "kcnn.learning_rate",
+        type=positive_float,
+        help="SGD learning rate",
+    )
+    _model_option(
+        p,
+        "--lookup-learning-rate",
+        "kcnn.lookup_learning_rate",
+        type=non_negative_float,
+        help="SGD learning rate of the lookup tables",
+    )
+    _model_option(
+        p,
+        "--freeze-lookup",
+        "kcnn.freeze_embeddings",
+        action="store_true",
+        help="keep the lookup tables at the centroids (ULT)",
+    )
+    _model_option(
+        p,
+        "--dynamic-k",
+        "kcnn.dynamic_k",
+        action="store_true",
+        help="k-max pooling after every lower convolution, k by song length",
+    )
+    _model_option(
+        p, "--dropout", "kcnn.dropout", type=fraction, help="dropout rate of the hidden layers"
+    )
+    _model_option(
+        p,
+        "--crop-words",
+        "kcnn.crop_words",
+        type=positive_int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="lengths (audio words) of the random crops of songs trained on",
+    )
+    _model_option(
+        p,
+        "--crops-per-song",
+        "kcnn.crops_per_song",
+        type=positive_int,
+        help="random crops of every song per epoch",
+    )
+    _model_option(
+        p,
+        "--patience",
+        "kcnn.patience",
+        type=positive_int,
+        help="stop after this many epochs without a better validation loss",
+    )
+    _model_option(
+        p,
+        "--validation-fraction",
+        "kcnn.validation_fraction",
+        type=fraction,
+        help="part of the training songs held out for early stopping (0: none)",
+    )
+    _model_option(p, "--svm-c", "svm.C", type=positive_float, help="C of the RBF SVM")
+
+
+def model_config(args: argparse.Namespace, types: Sequence[str]) -> ModelConfig:
+    """The config given by `add_model_options`, of feature `types`."""
+    given = vars(args)
+    return ModelConfig(
+        feature_settings(args, types),
+        **{
+            stage: section.from_dict(
+                {key.split(".", 1)[1]: v for key, v in given.items() if key.startswith(f"{stage}.")}
+            )
+            for stage, section in SECTIONS.items()
+        },
+    )
 
 
 def add_cache_options(parser: argparse.ArgumentParser) -> None:

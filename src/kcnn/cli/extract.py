@@ -10,9 +10,11 @@ from kcnn.cli.common import (
     add_duration_option,
     add_feature_options,
     add_quiet_option,
+    add_types_option,
     add_worker_options,
     extract_or_fail,
     feature_settings,
+    parse_types,
     report_skipped,
     workers_of,
 )
@@ -27,6 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="cache folder; pass it to train as --cache"
     )
+    add_types_option(p)
     add_feature_options(p)
     add_duration_option(p)
     add_quiet_option(p)
@@ -36,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     CACHE.check(args.out)
-    settings = feature_settings(args)
+    settings = feature_settings(args, parse_types(args.features))
     args.cache = args.out
     paths = find_audio(args.inputs)
     batch = extract_or_fail(args, paths, settings, 1, workers_of(args))

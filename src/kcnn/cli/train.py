@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
@@ -13,26 +14,23 @@ from kcnn.cli.common import (
     add_cache_options,
     add_device_option,
     add_duration_option,
-    add_feature_options,
+    add_model_options,
     add_quiet_option,
+    add_types_option,
     add_worker_options,
     extract_or_fail,
-    feature_settings,
     fraction,
-    non_negative_float,
-    positive_float,
-    positive_int,
+    model_config,
+    parse_types,
     report_skipped,
     workers_of,
 )
+from kcnn.config import ModelConfig
 from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
-from kcnn.extraction import FeatureExtractor, Features, subset
+from kcnn.extraction import Features, subset
 from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
-from kcnn.svm import SVMClassifier
-from kcnn.training import KCNNClassifier
-from kcnn.words import AudioWords
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -43,6 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "data", type=Path, help="folder with one sub-folder per label, or CSV path,label"
     )
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
+    add_types_option(p)
     add_model_options(p)
     p.add_argument(
         "--test-size", type=fraction, default=0.2, help="held-out fraction (default 0.2; 0: none)"
@@ -62,125 +61,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """The model settings, with the documented defaults."""
-    d_words, d_net = AudioWords(), KCNNClassifier()
-    add_feature_options(p)
-    p.add_argument(
-        "--segment-frames",
-        type=positive_int,
-        default=d_words.segment_frames,
-        help="frames per audio word",
-    )
-    p.add_argument(
-        "--components",
-        type=positive_int,
-        default=d_words.n_components,
-        help="PCA-whitened dimensions",
-    )
-    p.add_argument(
-        "--words", type=positive_int, default=d_words.n_words, help="codebook size per feature type"
-    )
-    p.add_argument("--k", type=positive_int, default=d_net.k, help="k of k-max pooling")
-    p.add_argument(
-        "--conv-units",
-        type=positive_int,
-        nargs="+",
-        default=list(d_net.conv_units),
-        help="units per convolution layer",
-    )
-    p.add_argument(
-        "--hidden-units",
-        type=positive_int,
-        nargs="+",
-        default=list(d_net.hidden_units),
-        help="units per sigmoid layer",
-    )
-    p.add_argument("--epochs", type=positive_int, default=d_net.epochs, help="training epochs")
-    p.add_argument(
-        "--learning-rate",
-        type=positive_float,
-        default=d_net.learning_rate,
-        help="SGD learning rate",
-    )
-    p.add_argument(
-        "--lookup-learning-rate",
-        type=non_negative_float,
-        default=d_net.lookup_learning_rate,
-        help="SGD learning rate of the lookup tables",
-    )
-    p.add_argument(
-        "--freeze-lookup", action="store_true", help="keep the lookup tables at the centroids (ULT)"
-    )
-    p.add_argument(
-        "--dynamic-k",
-        action="store_true",
-        help="k-max pooling after every lower convolution, k by song length",
-    )
-    p.add_argument(
-        "--dropout", type=fraction, default=d_net.dropout, help="dropout rate of the hidden layers"
-    )
-    p.add_argument(
-        "--crop-words",
-        type=positive_int,
-        nargs=2,
-        metavar=("MIN", "MAX"),
-        default=list(d_net.crop_words),
-        help="lengths (audio words) of the random crops of songs trained on",
-    )
-    p.add_argument(
-        "--crops-per-song",
-        type=positive_int,
-        default=d_net.crops_per_song,
-        help="random crops of every song per epoch",
-    )
-    p.add_argument(
-        "--patience",
-        type=positive_int,
-        default=d_net.patience,
-        help="stop after this many epochs without a better validation loss",
-    )
-    p.add_argument(
-        "--validation-fraction",
-        type=fraction,
-        default=d_net.validation_fraction,
-        help="part of the training songs held out for early stopping (0: none)",
-    )
-    p.add_argument("--svm-c", type=positive_float, default=10.0, help="C of the RBF SVM")
-
-
-def build_model(args: argparse.Namespace) -> MusicModel:
-    """A model with the settings given on the command line."""
-    words = AudioWords(
-        segment_frames=args.segment_frames,
-        n_components=args.components,
-        n_words=args.words,
-        random_state=args.seed,
-    )
-    kcnn = KCNNClassifier(
-        k=args.k,
-        conv_units=tuple(args.conv_units),
-        hidden_units=tuple(args.hidden_units),
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        lookup_learning_rate=args.lookup_learning_rate,
-        freeze_embeddings=args.freeze_lookup,
-        dynamic_k=args.dynamic_k,
-        dropout=args.dropout,
-        crop_words=tuple(args.crop_words),
-        crops_per_song=args.crops_per_song,
-        patience=args.patience,
-        validation_fraction=args.validation_fraction,
-        random_state=args.seed,
-        progress=not args.quiet,
-        device=args.device,
-    )
-    fs = feature_settings(args)
-    features = FeatureExtractor.from_settings(
-        fs, min_frames=args.segment_frames, max_duration=args.max_duration * 60
-    )
+def build_model(args: argparse.Namespace, config: ModelConfig) -> MusicModel:
+    """A model of `config`, with the seed, device, progress and duration limit given."""
     return MusicModel(
-        make_pipeline(features, words, kcnn, SVMClassifier(C=args.svm_c, random_state=args.seed))
+        make_pipeline(
+            config,
+            args.seed,
+            device=args.device,
+            progress=not args.quiet,
+            max_duration=args.max_duration * 60,
+        )
     )
 
 
@@ -194,15 +84,15 @@ def refit(
     for `model` (no song held out for validation)."""
     epochs = model.pipeline.named_steps["kcnn"].best_epoch_ + 1
     print(f"fitting the final model on all {len(labels)} songs, {epochs} epochs")
-    final = build_model(args)
-    final.pipeline.set_params(kcnn__epochs=epochs, kcnn__validation_fraction=0.0)
-    return final.fit(features, labels)
+    config = model.config
+    kcnn = replace(config.kcnn, epochs=epochs, validation_fraction=0.0)
+    return build_model(args, replace(config, kcnn=kcnn)).fit(features, labels)
 
 
 def run(args: argparse.Namespace) -> int:
     MODEL.check(args.out)
     data = read_labelled(args.data)
-    model = build_model(args)
+    model = build_model(args, model_config(args, parse_types(args.features)))
     batch = extract_or_fail(
         args, data.paths, model.feature_settings, model.min_frames, workers_of(args)
     )
