@@ -20,6 +20,7 @@ from kcnn.features import (
     log_mel,
     marsyas_bands,
     power_spectrogram,
+    relative_log_mel,
     spectral_crest,
     spectral_flatness,
     spectrogram,
@@ -182,7 +183,7 @@ def test_extract_features_equals_separate_calls() -> None:
     features = extract_features(y, ALL_TYPES)
     power = power_spectrogram(y, N_FFT, HOP_LENGTH)
     for name, separate in (
-        ("mel", log_mel(power, SR, N_FFT, 40)),
+        ("mel", relative_log_mel(log_mel(power, SR, N_FFT, 40))),
         ("sfm", spectral_flatness(power, SR, N_FFT)),
         ("scf", spectral_crest(power, SR, N_FFT)),
         ("spec", spectrogram(power)),
@@ -230,7 +231,7 @@ def test_settings_validation_and_round_trip() -> None:
 def test_mfcc_matches_librosa_on_the_same_mel_spectrogram():
     rng = np.random.default_rng(5)
     y = rng.normal(0, 0.1, 22050).astype(np.float32)
-    settings = FeatureSettings(types=("mel", "mfcc"))
+    settings = FeatureSettings(types=("mel", "mfcc"), relative_mel=False)
     feats = extract_features(y, settings)
     expected = librosa.feature.mfcc(S=feats["mel"].T, n_mfcc=20, dct_type=2, norm="ortho").T
     assert feats["mfcc"].shape == (feats["mel"].shape[0], 20)
@@ -292,3 +293,20 @@ def test_view_rates_must_lie_below_twice_fmax() -> None:
         FeatureSettings(fmax=3000.0, view_rates=(8000,))
     with pytest.raises(ValueError, match="view rates"):
         FeatureSettings(view_rates=(4000, 4000))
+
+
+def test_relative_mel_does_not_change_with_gain() -> None:
+    y = noise(2.0, seed=3) * np.linspace(0.2, 1.0, 2 * SR, dtype=np.float32)  # a crescendo
+    settings = FeatureSettings(types=("mel",), view_rates=(8000,))
+    quiet, loud = extract_features(y, settings), extract_features(8 * y, settings)
+    for key in ("mel", "mel@8000"):
+        np.testing.assert_allclose(quiet[key], loud[key], atol=1e-3, err_msg=key)
+    absolute = FeatureSettings(types=("mel",), relative_mel=False, view_rates=())
+    gained = extract_features(8 * y, absolute)["mel"] - extract_features(y, absolute)["mel"]
+    np.testing.assert_allclose(gained, np.log(64), atol=1e-3)  # log mel moves by ln(8^2)
+    np.testing.assert_allclose(quiet["mel"].mean(axis=1), 0, atol=1e-4)
+    # the frame's shape is kept: its bands differ as the absolute log mel's do
+    shape = extract_features(y, absolute)["mel"]
+    np.testing.assert_allclose(
+        np.diff(quiet["mel"], axis=1), np.diff(shape, axis=1), rtol=1e-4, atol=1e-4
+    )

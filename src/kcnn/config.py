@@ -70,7 +70,7 @@ class KCNNSettings(Section):
     patience: int | None = 10
     validation_fraction: float = 0.15
     crops_per_song: int = 8
-    crop_words: tuple[int, int] = (16, 64)
+    crop_words: tuple[int, int] = (8, 32)
     predict_window: int | None = 64
     batch_size: int = 32
 

@@ -233,6 +233,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         "types": [tuple, list],
         "n_mels": [Interval(Integral, 1, None, closed="left")],
         "fmax": [Interval(Real, 0, None, closed="neither"), None],
+        "relative_mel": ["boolean"],
         "view_rates": [tuple, list],
         "sr": [Interval(Integral, 1, None, closed="left")],
         "n_fft": [Interval(Integral, 1, None, closed="left")],
@@ -247,6 +248,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         types: tuple[str, ...] = DEFAULT_SETTINGS.types,
         n_mels: int = DEFAULT_SETTINGS.n_mels,
         fmax: float | None = DEFAULT_SETTINGS.fmax,
+        relative_mel: bool = DEFAULT_SETTINGS.relative_mel,
         view_rates: tuple[float, ...] = DEFAULT_SETTINGS.view_rates,
         sr: int = DEFAULT_SETTINGS.sr,
         n_fft: int = DEFAULT_SETTINGS.n_fft,
@@ -258,6 +260,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.types = types
         self.n_mels = n_mels
         self.fmax = fmax
+        self.relative_mel = relative_mel
         self.view_rates = view_rates
         self.sr = sr
         self.n_fft = n_fft

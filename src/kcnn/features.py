@@ -49,6 +49,9 @@ class FeatureSettings:
     fmax: highest frequency (Hz) any feature looks at; None = sr / 2. The default, 7.6 kHz,
     lies below the bandwidth of a file sampled at 16 kHz, so such copies of a song give the
     same features as the original.
+    relative_mel: "mel" is each frame's log mel less its mean over the bands, a spectral
+    shape that does not change with the recording's level or gain (False: absolute log
+    mel, as in the paper). Songs the model never heard are classified better so.
     view_rates: the song is also described as a copy resampled to each of these rates (Hz)
     would be, one "view" each (see `split_views`): a model trained and predicting on every
     view gives the same answers on band-limited copies of a song.
@@ -60,6 +63,7 @@ class FeatureSettings:
     n_fft: int = N_FFT
     hop_length: int = HOP_LENGTH
     fmax: float | None = 7600.0
+    relative_mel: bool = True
     view_rates: tuple[int, ...] = (8000,)
 
     def __post_init__(self) -> None:
@@ -173,6 +177,15 @@ def log_mel(
     mel = power @ _mel_matrix(sr, n_fft, n_mels, fmax)
     mel += EPS
     return np.log(mel, out=mel)
+
+
+def relative_log_mel(log_mel_power: np.ndarray) -> np.ndarray:
+    """Log mel less each frame's mean over the bands, float32 (n_frames, n_mels): a change
+    of gain, which adds a constant to a frame, leaves it as it is.
+
+    `log_mel_power`: (n_frames, n_mels) from `log_mel`.
+    """
+    return log_mel_power - log_mel_power.mean(axis=1, keepdims=True)
 
 
 @lru_cache(maxsize=8)
@@ -356,7 +369,7 @@ def spectrum_features(power: np.ndarray, settings: FeatureSettings) -> dict[str,
     s = settings
     mel = cache(lambda: log_mel(power, s.sr, s.n_fft, s.n_mels, s.fmax))
     compute = {
-        "mel": mel,
+        "mel": (lambda: relative_log_mel(mel())) if s.relative_mel else mel,
         "sfm": lambda: spectral_flatness(power, s.sr, s.n_fft, s.fmax),
         "scf": lambda: spectral_crest(power, s.sr, s.n_fft, s.fmax),
         "spec": lambda: spectrogram(power, spectrum_bins(s)),

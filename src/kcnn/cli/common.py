@@ -78,7 +78,7 @@ def add_types_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_feature_options(parser: argparse.ArgumentParser) -> None:
-    """--n-mels, --fmax and --view-rates."""
+    """--n-mels, --fmax, --absolute-mel and --view-rates."""
     d = DEFAULT_SETTINGS
     parser.add_argument(
         "--n-mels", type=positive_int, default=d.n_mels, help=f"mel bands (default {d.n_mels})"
@@ -89,6 +89,14 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
         default=d.fmax,
         help=f"highest frequency (Hz) the features use, or 'full' (default {d.fmax:g}: "
         "copies sampled at 16 kHz give the same features)",
+    )
+    parser.add_argument(
+        "--absolute-mel",
+        dest="relative_mel",
+        action="store_false",
+        default=d.relative_mel,
+        help="log mel as measured (default: each frame's log mel less its mean over the "
+        "bands, which the recording's level and gain do not change)",
     )
     parser.add_argument(
         "--view-rates",
@@ -109,6 +117,7 @@ def feature_settings(args: argparse.Namespace, types: Sequence[str]) -> FeatureS
             types=tuple(types),
             n_mels=args.n_mels,
             fmax=args.fmax,
+            relative_mel=args.relative_mel,
             view_rates=tuple(args.view_rates),
         )
     except ValueError as err:
