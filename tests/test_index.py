@@ -311,6 +311,30 @@ def test_layout_keeps_blobs_apart_and_places_a_new_song_among_its_neighbours():
     assert layout(np.ones((2, DIM))).shape == (2, 2)
 
 
+def test_a_large_collection_is_mapped_by_a_sample_and_the_rest_placed(monkeypatch, tmp_path):
+    monkeypatch.setattr(kcnn.index, "MAP_SONGS", 30)
+    vectors, blob = blobs(40, np.eye(DIM)[:3] * 3)
+    songs = SongIndex(DIM, "model", "id")
+    paths = [tmp_path / f"{i}.wav" for i in range(len(vectors))]
+    for path in paths:
+        path.write_bytes(b"x")
+    songs.add([Song.of(p, None) for p in paths], vectors)
+    laid_out = []
+    monkeypatch.setattr(kcnn.index, "layout", lambda v, seed: laid_out.append(v) or layout(v, seed))
+    positions = songs.map_positions()
+    assert positions.shape == (120, 2) and positions.dtype == np.float32
+    assert len(laid_out) == 1 and len(laid_out[0]) == 30  # t-SNE saw the sample only
+    assert positions.min() >= 0 and positions.max() <= 1
+    drawn = np.flatnonzero(
+        [np.isclose(v, laid_out[0]).all(1).any() for v in songs.comparable(vectors)]
+    )
+    assert len(drawn) == 30 and np.array_equal(positions[drawn], layout(laid_out[0], 0))
+    placed = np.setdiff1d(np.arange(120), drawn)
+    centres = np.stack([positions[drawn][blob[drawn] == b].mean(0) for b in range(3)])
+    nearest = np.linalg.norm(positions[placed, None] - centres[None], axis=2).argmin(1)
+    assert np.array_equal(nearest, blob[placed])  # each song lands among its own blob
+
+
 def test_maps_are_written_as_png_and_self_contained_html(tmp_path):
     vectors, blob = blobs(5, np.eye(DIM)[:2] * 3)
     groups = ["rock" if b else None for b in blob]

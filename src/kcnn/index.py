@@ -6,7 +6,7 @@ An index is a folder:
   and one entry per song (absolute path, label or null, file size and modification time);
 - `vectors.npy`: the representations, float32 (n_songs, dim), row i for song i;
 - `positions.npy`: the songs' places on the collection map, float32 (n_songs, 2) in the
-  unit square (see `kcnn.maps.layout`);
+  unit square (see `SongIndex.map_positions`);
 - `ivf.faiss`: only above `EXACT_LIMIT` songs, the faiss IVF index of the vectors.
 
 Similarity is the cosine of two standardised representations: each unit (column) is
@@ -37,7 +37,7 @@ import numpy as np
 from kcnn import __version__
 from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
 from kcnn.errors import KcnnError, ModelError, damaged
-from kcnn.maps import layout
+from kcnn.maps import MAP_SONGS, PLACE_NEIGHBOURS, layout, place
 
 FORMAT_VERSION = 1
 INDEX = OutputKind("kcnn index", json_marker("index.json", "format_version"))
@@ -294,6 +294,30 @@ class SongIndex:
             self._search_index.nprobe = IVF_PROBES
         return self._search_index
 
+    def map_positions(self, seed: int = 0) -> np.ndarray:
+        """The songs' places on the collection map, float32 (n_songs, 2) in the unit square:
+        a t-SNE layout (`kcnn.maps.layout`) of the `comparable` vectors of up to `MAP_SONGS`
+        songs drawn at random, and every other song placed (`kcnn.maps.place`) among its
+        `PLACE_NEIGHBOURS` most similar drawn songs, `CHUNK_ROWS` songs at a time."""
+        n = len(self)
+        if n <= MAP_SONGS:
+            return layout(self.comparable(self.vectors), seed)
+        drawn = np.sort(np.random.default_rng(seed).choice(n, MAP_SONGS, replace=False))
+        anchors = self.comparable(self.vectors[drawn])
+        laid_out = layout(anchors, seed)
+        nearest = faiss.IndexFlatIP(self.dim)
+        nearest.add(anchors)
+        positions = np.empty((n, 2), dtype=np.float32)
+        positions[drawn] = laid_out
+        rest = np.setdiff1d(np.arange(n), drawn)
+        for start in range(0, len(rest), CHUNK_ROWS):
+            rows = rest[start : start + CHUNK_ROWS]
+            similarities, near = nearest.search(
+                self.comparable(self.vectors[rows]), PLACE_NEIGHBOURS
+            )
+            positions[rows] = place(laid_out, near, similarities)
+        return positions
+
     def save(self, path: str | Path) -> None:
         """Write the index folder atomically, laying out the map first if songs changed.
 
@@ -302,7 +326,7 @@ class SongIndex:
         but an index (`INDEX.check`).
         """
         if self.positions is None:
-            self.positions = layout(self.comparable(self.vectors))
+            self.positions = self.map_positions()
         meta = {
             "format_version": FORMAT_VERSION,
             "kcnn_version": __version__,

@@ -3,7 +3,9 @@
 Positions live in the unit square (aspect kept), so that a map drawn anywhere (matplotlib,
 the SVG of `map.html`, the web page) uses them as they are. t-SNE cannot place a new song
 on an existing map; `place` puts it at the similarity-weighted mean of the positions of
-its nearest neighbours, which is where t-SNE's own attraction would pull it.
+its nearest neighbours, which is where t-SNE's own attraction would pull it. A collection
+of more than `MAP_SONGS` songs is mapped so: t-SNE lays out that many, drawn at random,
+and `place` puts every other song among its neighbours (`kcnn.index.SongIndex`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from kcnn.atomic import atomic_file, write_text
 NEIGHBOUR_MEMORY_MB = 64
 """Memory (MiB) for the distances that t-SNE computes at a time to find each song's
 neighbours: scikit-learn's default, 1 GiB, is taken in full from about 11,000 songs."""
+MAP_SONGS = 5_000
+"""The most songs t-SNE lays out; the others of a larger collection are placed among them.
+t-SNE's time and memory grow with the songs (a million would take days, on one core), and
+more points than this only cover the ones below them on a map."""
+PLACE_NEIGHBOURS = 5
+"""Nearest laid-out songs whose positions place a song on a map."""
 UNLABELLED = "(no label)"
 UNLABELLED_COLOUR = "#9a9a9a"
 
@@ -67,10 +75,15 @@ def to_unit_square(points: np.ndarray) -> np.ndarray:
     return ((points - (low + high) / 2) / span + 0.5).astype(np.float32)
 
 
-def place(positions: np.ndarray, rows: Sequence[int], similarities: Sequence[float]) -> np.ndarray:
-    """Map position (2,) of a new song from its neighbours' rows and cosine similarities."""
+def place(positions: np.ndarray, rows: np.ndarray, similarities: np.ndarray) -> np.ndarray:
+    """Map positions of new songs from their neighbours' rows in `positions` (n, 2) and
+    cosine similarities, (m, k) each (or (k,) for one song): float32 (m, 2) (or (2,)), the
+    mean of the neighbours' positions weighted by their similarity (floored at 1e-6)."""
     weights = np.clip(np.asarray(similarities, dtype=np.float64), 1e-6, None)
-    return (positions[list(rows)] * weights[:, None]).sum(axis=0) / weights.sum()
+    near = positions[np.asarray(rows)]  # (..., k, 2)
+    return ((near * weights[..., None]).sum(axis=-2) / weights.sum(axis=-1)[..., None]).astype(
+        np.float32
+    )
 
 
 def group_colours(groups: Sequence[str | None]) -> dict[str, str]:

@@ -29,13 +29,11 @@ from kcnn.dataset import AUDIO_EXTENSIONS, is_audio
 from kcnn.errors import AudioError, printable
 from kcnn.extraction import extract_file
 from kcnn.index import SongIndex
-from kcnn.maps import map_data, place
+from kcnn.maps import PLACE_NEIGHBOURS, map_data, place
 from kcnn.model import MusicModel
 from kcnn.web import LOCAL_HOSTS, MAX_UPLOAD_BYTES
 
 NEIGHBOURS = 10
-PLACE_NEIGHBOURS = 5
-"""Neighbours whose map positions place an uploaded song on the map."""
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -126,7 +124,8 @@ class Analyser:
                 for n in found
             ]
             near = found[:PLACE_NEIGHBOURS]
-            x, y = place(self.index.positions, [n.row for n in near], [n.similarity for n in near])
+            rows, similarities = [n.row for n in near], [n.similarity for n in near]
+            x, y = place(self.index.positions, rows, similarities)
             result["position"] = [round(float(x), 5), round(float(y), 5)]
         return result
 

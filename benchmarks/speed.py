@@ -1,0 +1,107 @@
+"""Every speed figure of kcnn on this machine, in one run.
+
+1. `kcnn train DATA` with a cold feature cache: alone, then two trainings at once (each
+   with its own cache); the slow-down of each beside the other (a fair share of the cores
+   is 2x when both want all of them).
+2. The network: time per song-epoch and the first convolution's GFLOP/s
+   (`network_speed.py`, with the threads a training uses).
+3. Feature extraction on 1 and on 2 worker processes (`extraction_speed.py`).
+4. `kcnn benchmark DATA --folds F --runs 1` (every method and feature set): wall time, and
+   its time per fold, method and feature set.
+
+Run it with nothing else on the machine. Prints markdown.
+
+    python benchmarks/speed.py [--data DIR] [--folds 5] [--skip benchmark ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kcnn.threads import available_cores
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gtzan-mini"
+PARTS = ("train", "network", "extraction", "benchmark")
+KCNN = [sys.executable, "-m", "kcnn.cli.main"]
+
+
+def train_command(data: Path, work: Path) -> list[str]:
+    """README's `kcnn train`, writing into `work` (model and a cold cache)."""
+    return [*KCNN, "train", str(data), "--out", str(work / "model")]
+
+
+def timed_together(commands: list[list[str]], folders: list[Path]) -> list[float]:
+    """Start `commands` at once (each with its folder's cache); wall seconds of each."""
+    start = time.perf_counter()
+    running = [
+        subprocess.Popen([*cmd, "--cache", str(folder / "cache"), "-q"], stdout=subprocess.DEVNULL)
+        for cmd, folder in zip(commands, folders, strict=True)
+    ]
+    seconds = []
+    for process in running:
+        if process.wait() != 0:
+            raise SystemExit(f"failed: {' '.join(process.args)}")  # type: ignore[arg-type]
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def train_times(data: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = [Path(tmp) / name for name in ("alone", "first", "second")]
+        (alone,) = timed_together([train_command(data, folders[0])], folders[:1])
+        pair = timed_together([train_command(data, f) for f in folders[1:]], folders[1:])
+    print(f"## `kcnn train {data.name}`, cold cache ({available_cores()} cores)\n")
+    print("| run | wall (s) | slow-down |")
+    print("|---|---:|---:|")
+    print(f"| alone | {alone:.0f} | 1.00x |")
+    for i, seconds in enumerate(pair, 1):
+        print(f"| beside a second training, #{i} | {seconds:.0f} | {seconds / alone:.2f}x |")
+    print()
+
+
+def script(name: str, *options: str) -> None:
+    """Run a benchmark script of this folder; its tables go to our output."""
+    sys.stdout.flush()
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *options], check=True)
+    print()
+
+
+def benchmark_time(data: Path, folds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report"
+        cmd = [*KCNN, "benchmark", str(data), "--out", str(report), "--folds", str(folds)]
+        start = time.perf_counter()
+        subprocess.run([*cmd, "--runs", "1", "-q"], check=True, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        results = (report / "results.md").read_text()
+    print(f"## `kcnn benchmark {data.name} --folds {folds} --runs 1`: {seconds / 60:.1f} min\n")
+    times = results[results.index("## Time per fold") :]
+    print(times.partition("\n")[2].strip(), "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled collection")
+    parser.add_argument("--folds", type=int, default=5, help="folds of the benchmark (5)")
+    parser.add_argument("--skip", nargs="+", choices=PARTS, default=[], help="parts to leave out")
+    args = parser.parse_args()
+    if "train" not in args.skip:
+        train_times(args.data)
+    if "network" not in args.skip:
+        print("## The network\n")
+        script("network_speed.py", "--threads", str(available_cores()), "--repeats", "2")
+    if "extraction" not in args.skip:
+        print("## Feature extraction\n")
+        script("extraction_speed.py", "--data", str(args.data), "--repeat", "1", "--rounds", "2")
+    if "benchmark" not in args.skip:
+        benchmark_time(args.data, args.folds)
+
+
+if __name__ == "__main__":
+    main()
