@@ -29,7 +29,7 @@ from kcnn.atomic import atomic_file, write_text
 NEIGHBOUR_MEMORY_MB = 64
 """Memory (MiB) for the distances that t-SNE computes at a time to find each song's
 neighbours: scikit-learn's default, 1 GiB, is taken in full from about 11,000 songs."""
-MAP_SONGS = 5_000
+MAP_SONGS = 2_000
 """The most songs t-SNE lays out; the others of a larger collection are placed among them.
 t-SNE's time and memory grow with the songs (a million would take days, on one core), and
 more points than this only cover the ones below them on a map."""
