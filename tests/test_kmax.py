@@ -53,6 +53,17 @@ def test_each_item_keeps_its_own_k():
     assert out.tolist() == [[[9.0, 0.0, 0.0]], [[4.0, 6.0, 5.0]]]
 
 
+def test_a_full_batch_pools_as_the_general_path_does():
+    x = torch.randn(4, 6, 9, requires_grad=True)
+    weights = torch.randn(4, 6, 3)
+    fast = kmax_pool(x, 3, torch.full((4,), 9))  # every item fills the batch
+    (fast * weights).sum().backward()
+    fast_grad, x.grad = x.grad.clone(), None
+    general = kmax_pool(x, torch.full((4,), 3))  # a k per item takes the general path
+    (general * weights).sum().backward()
+    assert torch.equal(fast, general) and torch.equal(fast_grad, x.grad)
+
+
 def test_dynamic_k_follows_the_song_length_and_layer():
     lengths = torch.tensor([100, 10, 3])
     # two convolution layers: the lower one keeps half of each song, at least k_top
