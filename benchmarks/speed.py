@@ -5,7 +5,8 @@
    is 2x when both want all of them).
 2. The network: time per song-epoch and the first convolution's GFLOP/s
    (`network_speed.py`, with the threads a training uses).
-3. Feature extraction on 1 and on 2 worker processes (`extraction_speed.py`).
+3. Feature extraction on 1 and on 2 worker processes (`extraction_speed.py`): the files of
+   DATA, and 10 times as many (the list repeated), where starting the workers counts less.
 4. `kcnn benchmark DATA --folds F --runs 1` (every method and feature set): wall time, and
    its time per fold, method and feature set.
 
@@ -98,7 +99,7 @@ def main() -> None:
         script("network_speed.py", "--threads", str(available_cores()), "--repeats", "2")
     if "extraction" not in args.skip:
         print("## Feature extraction\n")
-        script("extraction_speed.py", "--data", str(args.data), "--repeat", "1", "--rounds", "2")
+        script("extraction_speed.py", "--data", str(args.data), "--repeat", "1", "10")
     if "benchmark" not in args.skip:
         benchmark_time(args.data, args.folds)
 
