@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import shutil
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from functools import partial
 
 import numpy as np
 import pytest
+import torch
 from shared_data import GTZAN_MINI, write_manifest
+from threadpoolctl import threadpool_limits
 
 from kcnn import maps
 from kcnn.benchmark import BenchmarkSettings, MethodSettings, run_benchmark
@@ -20,6 +22,7 @@ from kcnn.benchmark.representations import CodeSettings
 from kcnn.cli import benchmark as benchmark_command
 from kcnn.cli.main import main
 from kcnn.config import KCNNSettings, ModelConfig, WordsSettings
+from kcnn.workers import Workers
 
 GENRES = ("classical", "metal", "pop")
 TINY = ["--folds", "2", "--runs", "2", "--epochs", "1", "--words", "8", "--code-units", "4"]
@@ -35,6 +38,16 @@ def small_and_quick():
         patch.setattr(benchmark_command, "CodeSettings", partial(CodeSettings, epochs=CODER_EPOCHS))
         patch.setattr(maps, "layout", lambda vectors, seed=0: maps.to_unit_square(vectors[:, :2]))
         yield
+
+
+@contextmanager
+def torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_cli(*args) -> tuple[int, str]:
@@ -158,6 +171,29 @@ def test_an_interrupted_benchmark_fits_only_what_is_missing(report, manifest, mo
     result = run_benchmark(manifest, out, settings, progress=False)
     assert fitted == ["kcnn"]
     assert all(cell.n == 2 for cell in result.cells)
+
+
+def test_units_on_worker_processes_give_what_they_give_in_this_process(manifest):
+    config = ModelConfig(
+        words=WordsSettings(n_words=8),
+        kcnn=KCNNSettings(epochs=2, conv_units=(16,), hidden_units=(8,)),
+    )
+    settings = BenchmarkSettings(
+        folds=2,
+        runs=1,
+        feature_sets=("mel", "sfm"),
+        methods=("sc-svm", "kcnn", "kcnn-svm"),
+        learners=MethodSettings(config, CodeSettings(units=4, epochs=CODER_EPOCHS)),
+    )
+    units = {}
+    for jobs in (1, 2):
+        out = manifest.parent / f"jobs-{jobs}"
+        with threadpool_limits(1), torch_threads(1):
+            run_benchmark(manifest, out, settings, progress=False, workers=Workers(jobs, 1))
+        units[jobs] = json.loads((out / "state.json").read_text())["units"]
+    assert units[1].keys() == units[2].keys() and len(units[1]) == 4
+    for key, unit in units[1].items():
+        assert unit["predictions"] == units[2][key]["predictions"], key
 
 
 def test_other_settings_are_refused_not_mixed(report, manifest, capsys):

@@ -1,19 +1,25 @@
 """Run a benchmark: every method on every feature set, run by run and fold by fold, resumably.
 
 Frame features are computed once for all songs (with the feature cache). A unit of work is
-(run, fold, feature set); within it, each fitted model (a `Group`) is saved to the state as
-soon as it is scored, so an interrupted benchmark re-run with the same arguments redoes at
-most one model. Run r uses the seed `seed + r` for its folds and for every learned stage.
+(run, fold, feature set): its models (`Group`s) share the fold's audio words. With one job
+the units run in this process, and each model is saved to the state as soon as it is
+scored, so an interrupted benchmark re-run with the same arguments redoes at most one model.
+With `jobs` > 1, the units run `jobs` at a time on as many worker processes of this
+machine, each on `threads` threads (small networks keep one core busy, not two: two at once
+finish nearly as soon as one), and a unit's models are saved when it is done. Run r uses
+the seed `seed + r` for its folds and for every learned stage, whatever runs where.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -42,6 +48,7 @@ from kcnn.benchmark.state import REPORT, BenchmarkState, unit_key
 from kcnn.cache import FeatureCache
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features, extract_batch
+from kcnn.threads import limit_threads
 from kcnn.workers import IN_PROCESS, Workers
 
 PROTOCOLS = ("cv", "split")
@@ -186,31 +193,89 @@ def run_benchmark(
             if (todo := _todo(state, settings, run, f, fs))
         ]
         total = sum(len(todo) for *_, todo in plan)
+        units = [Unit(run, f, fs, todo) for run, f, fs, todo in plan]
+
+        def methods_of(unit: Unit) -> FoldMethods:
+            fold = folds[unit.run][unit.fold]
+            return FoldMethods(
+                settings.learners,
+                settings.seed + unit.run,
+                [_only(features[i], unit.features) for i in fold.train],
+                [labels[i] for i in fold.train],
+                [_only(features[i], unit.features) for i in fold.test],
+            )
+
         with tqdm(total=total, desc="benchmark", unit="model", disable=not progress) as bar:
-            for run, f, fs, todo in plan:
-                fold = folds[run][f]
-                methods = FoldMethods(
-                    settings.learners,
-                    settings.seed + run,
-                    [_only(features[i], fs) for i in fold.train],
-                    [labels[i] for i in fold.train],
-                    [_only(features[i], fs) for i in fold.test],
-                )
-                for group in todo:
-                    bar.set_postfix_str(
-                        f"run {run + 1}/{settings.runs}, fold {f + 1}/{settings.n_folds}, "
-                        f"{fs.upper()}: {group.name}"
-                    )
-                    outcome = methods.run(group, settings.methods)
-                    state.record(run, f, fs, fold.test, outcome)
+            for unit, outcomes in _outcomes(units, methods_of, settings.methods, workers):
+                fold = folds[unit.run][unit.fold]
+                for outcome in outcomes:
+                    state.record(unit.run, unit.fold, unit.features, fold.test, outcome)
                     state.save()
-                    if run == 0 and fs in (settings.tsne_set, BASELINE_FEATURES):
-                        _save_representations(out, outcome, f, fold, songs, fs)
+                    if unit.run == 0 and unit.features in (settings.tsne_set, BASELINE_FEATURES):
+                        _save_representations(out, outcome, unit.fold, fold, songs, unit.features)
+                    bar.set_postfix_str(
+                        f"run {unit.run + 1}/{settings.runs}, fold {unit.fold + 1}/"
+                        f"{settings.n_folds}, {unit.features.upper()}: {outcome.group}"
+                    )
                     bar.update(1)
                 _write_tables(out, state, settings, context)
         found = _write_tables(out, state, settings, context)
         _write_figures(out, state, settings, found)
         return BenchmarkResult(out, found, notes)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The groups of (run, fold, feature set) still to fit."""
+
+    run: int
+    fold: int
+    features: str
+    todo: list[Group]
+
+
+def _outcomes(
+    units: list[Unit],
+    methods_of: Callable[[Unit], FoldMethods],
+    methods: Sequence[str],
+    workers: Workers,
+) -> Iterator[tuple[Unit, list[Outcome]]]:
+    """Run the units and yield each with its outcomes: in order, in this process, one
+    model at a time; or on `workers.jobs` local processes, as they finish. A unit's
+    features are read (`methods_of`) when it starts, so that few are in memory at once."""
+    jobs = min(workers.jobs, len(units)) if workers.scheduler is None else 1
+    if jobs <= 1:
+        for unit in units:
+            fold = methods_of(unit)
+            for group in unit.todo:
+                yield unit, [fold.run(group, methods)]
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process running threads
+    with ProcessPoolExecutor(
+        jobs, context, initializer=_start_worker, initargs=(workers.threads,)
+    ) as pool:
+        running: dict[Future, Unit] = {}
+        waiting = iter(units)
+        while True:
+            for unit in waiting:
+                running[pool.submit(_run_unit, methods_of(unit), unit.todo, methods)] = unit
+                if len(running) == jobs:
+                    break
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield running.pop(future), future.result()
+
+
+def _start_worker(threads: int) -> None:
+    """Set a worker's threads (this module's imports have loaded PyTorch)."""
+    limit_threads(threads)
+
+
+def _run_unit(fold: FoldMethods, todo: list[Group], methods: Sequence[str]) -> list[Outcome]:
+    """Fit a unit's groups (in a worker process); their outcomes."""
+    return [fold.run(group, methods) for group in todo]
 
 
 def _todo(
