@@ -320,14 +320,16 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_worker_options(parser: argparse.ArgumentParser) -> None:
-    """--jobs and --scheduler: where features are extracted (`workers_of`)."""
+    """--jobs and --scheduler: where features are extracted, and where `kcnn benchmark`
+    fits its models (`workers_of`)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--jobs",
         type=positive_int,
         default=None,
         metavar="N",
-        help=f"processes extracting features (default: one per core, {available_cores()})",
+        help="processes extracting features, and fitting the models of 'kcnn benchmark' "
+        f"(default: one per core, {available_cores()})",
     )
     group.add_argument(
         "--scheduler",
