@@ -100,6 +100,9 @@ class SparseCoding(PooledCode):
     2009, online; scikit-learn), and the L1 (lasso) encoding of each segment with penalty
     `alpha`. Codes are split by sign into 2 * n_units non-negative values (Coates and Ng
     2011), so that max-pooling keeps both strong positive and strong negative activations.
+    Coordinate descent stops after `max_iter` passes over the atoms per segment: at
+    scikit-learn's 1,000, the few segments that never reach its tolerance took two thirds of
+    the time, for codes that differ by 3e-5 (relative, summed over a fold's segments).
     """
 
     def __init__(
@@ -107,12 +110,14 @@ class SparseCoding(PooledCode):
         n_units: int = CodeSettings.units,
         alpha: float = 1.0,
         epochs: int = 3,
+        max_iter: int = 100,
         max_fit_segments: int = WordsSettings.max_fit_segments,
         random_state: int = 0,
     ) -> None:
         self.n_units = n_units
         self.alpha = alpha
         self.epochs = epochs
+        self.max_iter = max_iter
         self.max_fit_segments = max_fit_segments
         self.random_state = random_state
 
@@ -125,6 +130,7 @@ class SparseCoding(PooledCode):
             fit_algorithm="cd",
             transform_algorithm="lasso_cd",
             transform_alpha=self.alpha,
+            transform_max_iter=self.max_iter,
             split_sign=True,
             random_state=self.random_state,
         )
