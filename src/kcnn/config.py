@@ -67,7 +67,7 @@ class KCNNSettings(Section):
     l2: float = 1e-4
     momentum: float = 0.9
     epochs: int = 60
-    patience: int | None = 10
+    patience: int | None = 5
     validation_fraction: float = 0.15
     crops_per_song: int = 8
     crop_words: tuple[int, int] = (8, 32)

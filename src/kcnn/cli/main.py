@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command; a user error prints one line and returns 2."""
     args = build_parser().parse_args(argv)
-    limit_threads(args.threads or available_cores())  # kcnn's own process computes alone
+    # kcnn's own process computes alone: all cores, or what its command says it can use
+    limit_threads(args.threads or getattr(args, "own_threads", None) or available_cores())
     try:
         return args.run(args)
     except KcnnError as err:

@@ -31,6 +31,7 @@ from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
 from kcnn.extraction import Features, subset
 from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
+from kcnn.threads import TRAINING_THREADS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -58,7 +59,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_duration_option(p)
     add_quiet_option(p)
     add_worker_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, own_threads=TRAINING_THREADS)
 
 
 def build_model(args: argparse.Namespace, config: ModelConfig) -> MusicModel:
