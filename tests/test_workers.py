@@ -153,3 +153,23 @@ def test_every_command_takes_threads():
 
     commands = build_parser()._subparsers._group_actions[0].choices
     assert all("--threads" in parser._option_string_actions for parser in commands.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "threads"),
+    [(["train"], 1), (["train", "--threads", "2"], 2), (["embed"], 2)],
+)
+def test_own_process_threads(monkeypatch, args, threads):
+    """`kcnn train` trains on one thread unless told otherwise; other commands use the cores."""
+    from kcnn.cli import main as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "available_cores", lambda: 2)
+    monkeypatch.setattr(cli, "limit_threads", seen.append)
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for command in parser._subparsers._group_actions[0].choices.values():
+        command.set_defaults(run=lambda args: 0)
+    positional = {"train": ["data", "--out", "m"], "embed": ["m", "x.wav", "--out", "v"]}
+    assert cli.main([args[0], *positional[args[0]], *args[1:]]) == 0
+    assert seen == [threads]
