@@ -12,9 +12,12 @@ from pathlib import Path
 import background
 import numpy as np
 import pytest
+import safetensors.torch
 import soundfile as sf
+import torch
 from shared_data import GTZAN_MINI, TINY_MODEL, clips_numbered, write_manifest
 
+from kcnn.cli import train as train_command
 from kcnn.cli.main import main
 from kcnn.model import FORMAT_VERSION, MusicModel
 
@@ -80,6 +83,27 @@ def test_train_reports_held_out_accuracy_then_fits_on_every_song(tmp_path, refit
     assert settings["training_songs"] == (12 if refit else 9)
     assert f"fitted on {settings['training_songs']} songs" in out
     assert MusicModel.load(tmp_path / "model").n_songs == settings["training_songs"]
+
+
+def test_the_final_model_fitted_beside_the_held_out_one_is_the_one_fitted_after_it(
+    tmp_path, monkeypatch
+):
+    songs = [c for c in clips_numbered(range(4)) if c.parent.name in ("blues", "jazz", "pop")]
+    manifest = write_manifest(tmp_path / "songs.csv", songs)
+    tiny = [a for a in TINY_MODEL if a != "--test-size"]
+    tiny.remove("0")
+    tiny[tiny.index("--epochs") + 1] = "6"
+    weights = {}
+    for cores in (1, 2):  # one core: the final model is fitted after the held-out one
+        monkeypatch.setattr(train_command, "available_cores", lambda n=cores: n)
+        out = tmp_path / f"model-{cores}"
+        args = ["train", manifest, "--out", out, "--test-size", "0.25", "--patience", "2"]
+        code, printed = run_cli(*args, *tiny, "--threads", "1")
+        assert code == 0 and "fitting the final model on all 12 songs" in printed
+        weights[cores] = safetensors.torch.load_file(out / "network.safetensors")
+        assert MusicModel.load(out).n_songs == 12
+    assert weights[1].keys() == weights[2].keys()
+    assert all(torch.equal(weights[1][k], weights[2][k]) for k in weights[1])
 
 
 def test_predicts_well_above_chance_on_unseen_clips(trained):

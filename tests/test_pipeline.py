@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared_data import GTZAN_MINI
 from sklearn.base import clone
 
+from kcnn.cli import train as train_command
 from kcnn.cli.main import main
 from kcnn.config import KCNNSettings, ModelConfig, SVMSettings, WordsSettings
 from kcnn.features import FeatureSettings
@@ -56,9 +57,9 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
 
     fit_kcnn = KCNNClassifier.fit
 
-    def spy_kcnn(self, X, y, groups=None):
+    def spy_kcnn(self, X, y, groups=None, after_epoch=None):
         seen["kcnn"].append(len(X))
-        return fit_kcnn(self, X, y, groups)
+        return fit_kcnn(self, X, y, groups, after_epoch)
 
     fit_svm = SVMClassifier.fit
 
@@ -72,6 +73,7 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
         seen["scored"] += [fingerprint(s) for s in features]
         return predict(self, features, classifier)
 
+    monkeypatch.setattr(train_command, "available_cores", lambda: 1)  # all fits in this process
     monkeypatch.setattr(AudioWords, "fit", spy_words)
     monkeypatch.setattr(KCNNClassifier, "fit", spy_kcnn)
     monkeypatch.setattr(SVMClassifier, "fit", spy_svm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -120,11 +120,18 @@ class MusicModel:
     def classes(self) -> np.ndarray:
         return self.pipeline.named_steps["kcnn"].classes_
 
-    def fit(self, features: Sequence[Features], labels: Sequence[str]) -> MusicModel:
-        """Fit whitening, codebooks, network and SVM on these songs only."""
+    def fit(
+        self,
+        features: Sequence[Features],
+        labels: Sequence[str],
+        after_epoch: Callable[[int, int], bool] | None = None,
+    ) -> MusicModel:
+        """Fit whitening, codebooks, network and SVM on these songs only; `after_epoch` is
+        the network's (see `KCNNClassifier.fit`)."""
         if len(set(labels)) < 2:
             raise KcnnError("training needs songs of at least two labels")
-        self.pipeline[1:].fit(features, np.asarray(labels))
+        hooks = {} if after_epoch is None else {"kcnn__after_epoch": after_epoch}
+        self.pipeline[1:].fit(features, np.asarray(labels), **hooks)
         self.n_songs = len(labels)
         return self
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -241,7 +241,16 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         is_val = np.isin(groups, unique_groups[val_groups])
         return everything[~is_val], everything[is_val]
 
-    def fit(self, X: WordSequences, y: Sequence, groups: Sequence | None = None) -> KCNNClassifier:
+    def fit(
+        self,
+        X: WordSequences,
+        y: Sequence,
+        groups: Sequence | None = None,
+        after_epoch: Callable[[int, int], bool] | None = None,
+    ) -> KCNNClassifier:
+        """Train on X, y (see the class docstring). after_epoch(epoch, best_epoch), if given,
+        is called after each epoch that early stopping lets through (0-based, the best so
+        far); training ends when it returns False."""
         self._validate_params()
         device = resolve_device(self.device)
         self.classes_, targets = np.unique(np.asarray(y), return_inverse=True)
@@ -282,6 +291,8 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             else:
                 self.best_epoch_ = epoch
             epochs.set_postfix(loss=f"{self.loss_curve_[-1]:.3f}", best=self.best_epoch_ + 1)
+            if after_epoch is not None and not after_epoch(epoch, self.best_epoch_):
+                break
         if best_state is not None:
             self.network_.load_state_dict(best_state)
         self.network_.eval()

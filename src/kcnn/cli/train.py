@@ -4,6 +4,7 @@ fit the model written on every song given."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +32,8 @@ from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
 from kcnn.extraction import Features, subset
 from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
-from kcnn.threads import TRAINING_THREADS
+from kcnn.refit import FinalFit
+from kcnn.threads import TRAINING_THREADS, available_cores
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -80,11 +82,14 @@ def refit(
     model: MusicModel,
     features: Sequence[Features],
     labels: Sequence[str],
+    final: FinalFit | None,
 ) -> MusicModel:
     """The final model: fitted on every song, for as many epochs as early stopping chose
-    for `model` (no song held out for validation)."""
+    for `model` (no song held out for validation); `final`'s, if it is being fitted."""
     epochs = model.pipeline.named_steps["kcnn"].best_epoch_ + 1
     print(f"fitting the final model on all {len(labels)} songs, {epochs} epochs")
+    if final is not None:
+        return final.result(epochs)
     config = model.config
     kcnn = replace(config.kcnn, epochs=epochs, validation_fraction=0.0)
     return build_model(args, replace(config, kcnn=kcnn)).fit(features, labels)
@@ -117,18 +122,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         labels = songs.labels
     print(f"training on {len(features)} songs, {len(set(labels))} labels")
-    model.fit(features, labels)
-    if held_out is not None:
-        for classifier in CLASSIFIERS:
-            report = score(held_out[1], model.predict(held_out[0], classifier), model.classes)
-            print(f"held-out ({classifier}): ", end="")
-            print(
-                format_score(report)
-                if classifier == "svm"
-                else f"accuracy: {report['accuracy']:.3f}\n"
-            )
-        if not args.no_refit:
-            model = refit(args, model, batch.features, songs.labels)
+    final = None
+    if held_out is not None and not args.no_refit and available_cores() > 1:
+        final = FinalFit(  # fitted beside the held-out model, see kcnn.refit
+            model.config,
+            args.seed,
+            args.device,
+            batch.features,
+            songs.labels,
+            args.threads or TRAINING_THREADS,
+            args.max_duration * 60,
+        )
+    with final or contextlib.nullcontext():
+        model.fit(features, labels, after_epoch=final.gate.publish if final else None)
+        if held_out is not None:
+            for classifier in CLASSIFIERS:
+                report = score(held_out[1], model.predict(held_out[0], classifier), model.classes)
+                print(f"held-out ({classifier}): ", end="")
+                print(
+                    format_score(report)
+                    if classifier == "svm"
+                    else f"accuracy: {report['accuracy']:.3f}\n"
+                )
+            if not args.no_refit:
+                model = refit(args, model, batch.features, songs.labels, final)
     model.save(args.out)
     print(
         f"model written to {args.out}: fitted on {model.n_songs} songs"
