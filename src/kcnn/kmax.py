@@ -18,8 +18,10 @@ def kmax_pool(
     positions.
     """
     batch, _, time = x.shape
-    if isinstance(k, int) and k <= time and (lengths is None or bool((lengths == time).all())):
-        # no padding and no item shorter than k (most training batches): nothing to mask
+    full = lengths is None or (x.device.type == "cpu" and bool((lengths == time).all()))
+    if isinstance(k, int) and k <= time and full:
+        # no padding and no item shorter than k (most training batches): nothing to mask;
+        # elsewhere than on the CPU, looking at the lengths would wait for the device
         return x.gather(-1, x.detach().topk(k, dim=-1).indices.sort(dim=-1).values)
     if lengths is None:
         lengths = torch.full((batch,), time, dtype=torch.long, device=x.device)
