@@ -3,9 +3,10 @@ drawn at random or by crop length.
 
 Random words of gtzan-mini's size (100 songs of about 200 words, 3 feature types of 256
 words, lookup tables of 48 dimensions) through the default network (window 5, 500
-convolution units, 5-max pooling, 300 hidden units): training epochs of 8 crops of 16 to 64
-words a song in batches of 32, as `KCNNClassifier` trains, and prediction batches of 256
-windows of 64 words. Each setting runs in turn, `--repeats` times; the fastest run counts.
+convolution units, 5-max pooling, 300 hidden units): training epochs of random crops of
+every song in batches, as `KCNNClassifier` trains with its defaults (8 crops of 8 to 32
+words, batches of 32), and prediction batches of 256 windows of 64 words. Each setting
+runs in turn, `--repeats` times; the fastest run counts.
 Times are this process's CPU time, steadier than the wall clock when other jobs share the
 cores (with one thread the two agree on an idle machine); `--wall` times by the wall clock.
 
@@ -27,13 +28,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kcnn.config import KCNNSettings, WordsSettings
 from kcnn.kmax import kmax_pool
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.training import length_batches, pad_batch, random_crops
 
-N_SONGS, SONG_WORDS, CROPS, CROP_WORDS, BATCH = 100, (180, 220), 8, (16, 64), 32
-N_WORDS, DIMS, CLASSES = (256, 256, 256), (48, 48, 48), 10
-PREDICT_BATCH, PREDICT_WORDS = 256, 64
+N_SONGS, SONG_WORDS, CLASSES = 100, (180, 220), 10
+CROPS, CROP_WORDS = KCNNSettings.crops_per_song, KCNNSettings.crop_words
+BATCH = KCNNSettings.batch_size
+N_WORDS, DIMS = (WordsSettings.n_words,) * 3, (WordsSettings.n_components,) * 3
+PREDICT_BATCH, PREDICT_WORDS = 256, KCNNSettings.predict_window
 PARTS = ("padding", "first conv", "k-max pooling", "hidden + softmax", "optimizer")
 
 
