@@ -72,6 +72,16 @@ def report(manifest):
     return out
 
 
+def tiny_settings(epochs: int, **protocol) -> BenchmarkSettings:
+    """2 folds of `TINY`'s small models (from Python), with `epochs` KCNN epochs."""
+    config = ModelConfig(
+        words=WordsSettings(n_words=8),
+        kcnn=KCNNSettings(epochs=epochs, conv_units=(16,), hidden_units=(8,)),
+    )
+    learners = MethodSettings(config, CodeSettings(units=4, epochs=CODER_EPOCHS))
+    return BenchmarkSettings(folds=2, learners=learners, **protocol)
+
+
 def recomputed(out) -> dict[tuple[str, str], list[float]]:
     """Accuracy per run of each (method, features), from the predictions in state.json."""
     state = json.loads((out / "state.json").read_text())
@@ -158,32 +168,15 @@ def test_an_interrupted_benchmark_fits_only_what_is_missing(report, manifest, mo
     monkeypatch.setattr(
         FoldMethods, "run", lambda self, g, m: fitted.append(g.name) or original(self, g, m)
     )
-    config = ModelConfig(
-        words=WordsSettings(n_words=8),
-        kcnn=KCNNSettings(epochs=1, conv_units=(16,), hidden_units=(8,)),
-    )
-    settings = BenchmarkSettings(
-        folds=2,
-        runs=2,
-        feature_sets=("mel",),
-        learners=MethodSettings(config, CodeSettings(units=4, epochs=CODER_EPOCHS)),
-    )
+    settings = tiny_settings(epochs=1, runs=2, feature_sets=("mel",))
     result = run_benchmark(manifest, out, settings, progress=False)
     assert fitted == ["kcnn"]
     assert all(cell.n == 2 for cell in result.cells)
 
 
 def test_units_on_worker_processes_give_what_they_give_in_this_process(manifest):
-    config = ModelConfig(
-        words=WordsSettings(n_words=8),
-        kcnn=KCNNSettings(epochs=2, conv_units=(16,), hidden_units=(8,)),
-    )
-    settings = BenchmarkSettings(
-        folds=2,
-        runs=1,
-        feature_sets=("mel", "sfm"),
-        methods=("sc-svm", "kcnn", "kcnn-svm"),
-        learners=MethodSettings(config, CodeSettings(units=4, epochs=CODER_EPOCHS)),
+    settings = tiny_settings(
+        epochs=2, runs=1, feature_sets=("mel", "sfm"), methods=("sc-svm", "kcnn", "kcnn-svm")
     )
     units = {}
     for jobs in (1, 2):

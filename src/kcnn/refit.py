@@ -30,6 +30,11 @@ POLL_SECONDS = 0.05
 """How often a waiting final fit looks whether it may go on."""
 
 
+def final_config(config: ModelConfig, epochs: int) -> ModelConfig:
+    """`config` for the final model: `epochs` epochs, no song held out for validation."""
+    return replace(config, kcnn=replace(config.kcnn, epochs=epochs, validation_fraction=0.0))
+
+
 class EpochGate:
     """How many epochs the final fit may run, shared between the two processes."""
 
@@ -72,7 +77,7 @@ class FinalFit:
         context = multiprocessing.get_context("spawn")  # no fork of a process running threads
         self.gate = EpochGate(context)
         self._results = context.SimpleQueue()
-        final = replace(config, kcnn=replace(config.kcnn, validation_fraction=0.0))
+        final = final_config(config, config.kcnn.epochs)  # the gate says when to stop
         task = (final, seed, device, max_duration, features, labels, threads)
         self._process = context.Process(
             target=_fit, args=(*task, self.gate, self._results), daemon=True
@@ -94,7 +99,7 @@ class FinalFit:
         self._process.join()
         if isinstance(outcome, BaseException):
             raise outcome
-        outcome.pipeline.set_params(kcnn__epochs=epochs)
+        outcome.pipeline.set_params(kcnn__epochs=epochs)  # its config: final_config(..., epochs)
         return outcome
 
     def __enter__(self) -> FinalFit:

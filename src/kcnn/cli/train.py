@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
@@ -32,7 +31,7 @@ from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
 from kcnn.extraction import Features, subset
 from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
-from kcnn.refit import FinalFit
+from kcnn.refit import FinalFit, final_config
 from kcnn.threads import TRAINING_THREADS, available_cores
 
 
@@ -90,9 +89,7 @@ def refit(
     print(f"fitting the final model on all {len(labels)} songs, {epochs} epochs")
     if final is not None:
         return final.result(epochs)
-    config = model.config
-    kcnn = replace(config.kcnn, epochs=epochs, validation_fraction=0.0)
-    return build_model(args, replace(config, kcnn=kcnn)).fit(features, labels)
+    return build_model(args, final_config(model.config, epochs)).fit(features, labels)
 
 
 def run(args: argparse.Namespace) -> int:
