@@ -24,7 +24,7 @@ GROUP_NAMES = {
     "ae": METHODS["ae-svm"],
     "dbn": METHODS["dbn-svm"],
     "kcnn-ult": METHODS["kcnn-ult"],
-    "kcnn": "KCNN (k = 5): one network for its softmax and its SVM",
+    "kcnn": "KCNN: one network for its softmax and its SVM",
     "kcnn-k1": METHODS["kcnn-k1-svm"],
     "mfcc": METHODS["mfcc-svm"],
 }

@@ -52,7 +52,7 @@ from kcnn.threads import limit_threads
 from kcnn.workers import IN_PROCESS, Workers
 
 PROTOCOLS = ("cv", "split")
-NETWORK_NAMES = {"kcnn": "k = 5", "kcnn-k1": "k = 1", "kcnn-ult": "k = 5, ULT"}
+NETWORK_NAMES = {"kcnn": "KCNN", "kcnn-k1": "KCNN (k = 1)", "kcnn-ult": "KCNN ULT"}
 """KCNN group -> its line in the learning curves."""
 
 
