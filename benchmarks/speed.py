@@ -7,8 +7,8 @@
    (`network_speed.py`, with the threads a training uses).
 3. Feature extraction on 1 and on 2 worker processes (`extraction_speed.py`): the files of
    DATA, and 10 times as many (the list repeated), where starting the workers counts less.
-4. `kcnn benchmark DATA --folds F --runs 1` (every method and feature set): wall time, and
-   its time per fold, method and feature set.
+4. `kcnn benchmark DATA --folds F --runs 1` (every method and feature set): wall time alone
+   and beside `kcnn train` run back to back, and its time per fold, method and feature set.
 
 Run it with nothing else on the machine. Prints markdown.
 
@@ -73,15 +73,40 @@ def script(name: str, *options: str) -> None:
     print()
 
 
+def timed_benchmark(data: Path, folds: int, report: Path, beside: Path | None) -> float:
+    """Wall seconds of `kcnn benchmark DATA --folds F --runs 1` into `report`; with `beside`
+    (a work folder), `kcnn train DATA` runs back to back beside it the whole time, each
+    training writing into `beside` with a warm cache, and is stopped when the benchmark ends."""
+    cmd = [*KCNN, "benchmark", str(data), "--out", str(report), "--folds", str(folds)]
+    start = time.perf_counter()
+    bench = subprocess.Popen([*cmd, "--runs", "1", "-q"], stdout=subprocess.DEVNULL)
+    training: subprocess.Popen | None = None
+    while bench.poll() is None:
+        if beside is not None and (training is None or training.poll() is not None):
+            train = [*train_command(data, beside), "--cache", str(beside / "cache"), "-q"]
+            training = subprocess.Popen(train, stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+    seconds = time.perf_counter() - start
+    if training is not None:
+        training.terminate()
+        training.wait()
+    if bench.returncode != 0:
+        raise SystemExit(f"failed ({bench.returncode}): {' '.join(cmd)}")
+    return seconds
+
+
 def benchmark_time(data: Path, folds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report"
-        cmd = [*KCNN, "benchmark", str(data), "--out", str(report), "--folds", str(folds)]
-        start = time.perf_counter()
-        subprocess.run([*cmd, "--runs", "1", "-q"], check=True, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
-        results = (report / "results.md").read_text()
-    print(f"## `kcnn benchmark {data.name} --folds {folds} --runs 1`: {seconds / 60:.1f} min\n")
+        reports = [Path(tmp) / name for name in ("alone", "beside")]
+        alone = timed_benchmark(data, folds, reports[0], None)
+        beside = timed_benchmark(data, folds, reports[1], Path(tmp) / "training")
+        results = (reports[0] / "results.md").read_text()
+    print(f"## `kcnn benchmark {data.name} --folds {folds} --runs 1`\n")
+    print("| run | wall (min) | slow-down |")
+    print("|---|---:|---:|")
+    print(f"| alone | {alone / 60:.1f} | 1.00x |")
+    print(f"| beside `kcnn train` run back to back | {beside / 60:.1f} | {beside / alone:.2f}x |")
+    print("\nAlone, time per fold:\n")
     times = results[results.index("## Time per fold") :]
     print(times.partition("\n")[2].strip(), "\n")
 
