@@ -7,7 +7,7 @@ from dataclasses import fields
 import pytest
 from shared_data import GTZAN_MINI
 
-from kcnn.benchmark.methods import MethodSettings
+from kcnn.benchmark.methods import MethodSettings, make_method
 from kcnn.benchmark.representations import (
     CodeSettings,
     DeepBeliefNetwork,
@@ -44,8 +44,17 @@ def test_the_competitors_default_to_the_config(coder):
     model = coder()
     assert model.max_fit_segments == WordsSettings().max_fit_segments
     assert model.n_units == CodeSettings().units
-    if coder is not SparseCoding:
+    if coder is SparseCoding:
+        assert model.max_iter == CodeSettings().sparse_passes
+    else:
         assert model.epochs == CodeSettings().epochs
+
+
+def test_the_benchmark_builds_its_sparse_coder_from_the_code_settings():
+    """The passes the sparse coder makes are a setting of the benchmark, in its key."""
+    settings = MethodSettings(codes=CodeSettings(units=8, sparse_passes=7))
+    coder = make_method("sc-svm", settings, 0).named_steps["code"]
+    assert (coder.n_units, coder.max_iter) == (8, 7)
 
 
 def test_train_and_benchmark_without_options_use_the_default_config():

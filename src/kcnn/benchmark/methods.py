@@ -99,7 +99,7 @@ class MethodSettings:
 
 
 CODERS: dict[str, Callable[[CodeSettings], PooledCode]] = {
-    "sc-svm": lambda codes: SparseCoding(n_units=codes.units),
+    "sc-svm": lambda codes: SparseCoding(n_units=codes.units, max_iter=codes.sparse_passes),
     "ae-svm": lambda codes: DenoisingAutoencoder(n_units=codes.units, epochs=codes.epochs),
     "dbn-svm": lambda codes: DeepBeliefNetwork(n_units=codes.units, epochs=codes.epochs),
 }

@@ -28,11 +28,13 @@ from kcnn.words import AudioWords, segments
 
 @dataclass(frozen=True)
 class CodeSettings:
-    """The competitors' codes: units (dictionary atoms, autoencoder and RBM units), and the
-    passes of the autoencoder and of each RBM over their training segments."""
+    """The competitors' codes: units (dictionary atoms, autoencoder and RBM units), the
+    passes of the autoencoder and of each RBM over their training segments, and the most
+    coordinate-descent passes of sparse coding per segment."""
 
     units: int = 256
     epochs: int = 20
+    sparse_passes: int = 100
 
 
 class WhitenedSegments(TransformerMixin, BaseEstimator):
@@ -110,7 +112,7 @@ class SparseCoding(PooledCode):
         n_units: int = CodeSettings.units,
         alpha: float = 1.0,
         epochs: int = 3,
-        max_iter: int = 100,
+        max_iter: int = CodeSettings.sparse_passes,
         max_fit_segments: int = WordsSettings.max_fit_segments,
         random_state: int = 0,
     ) -> None:
