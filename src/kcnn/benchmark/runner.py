@@ -45,7 +45,7 @@ from kcnn.benchmark.methods import (
 )
 from kcnn.benchmark.protocols import Fold, make_folds
 from kcnn.benchmark.state import REPORT, BenchmarkState, unit_key
-from kcnn.cache import FeatureCache
+from kcnn.cache import FeatureCache, temporary_cache
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features, extract_batch
 from kcnn.threads import limit_threads
@@ -154,8 +154,8 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """Run (or resume) the benchmark of `data` and write its report to the folder `out`.
 
-    cache_dir: feature cache folder (None: no cache). workers: where the features are
-    extracted (kcnn.workers). notify: called with each note for
+    cache_dir: feature cache folder (None: a temporary one, removed at the end). workers:
+    where the features are extracted (kcnn.workers). notify: called with each note for
     the user (files left out or skipped), as soon as it is known. `out` must be free or
     hold a report (`REPORT.check`); runs on one report take turns (`writer_lock`).
     """
@@ -300,7 +300,7 @@ def _extract(
     """Frame features of every song; the songs kept, their features, and notes on the rest."""
     model = settings.learners.model
     fs = replace(model.features, types=feature_types(settings))
-    cache = None if cache_dir is None else FeatureCache(cache_dir, fs)
+    cache = temporary_cache(fs) if cache_dir is None else FeatureCache(cache_dir, fs)
     paths = collection.files.paths
     batch = extract_batch(paths, fs, model.words.segment_frames, cache, progress, workers=workers)
     if not batch.kept:
