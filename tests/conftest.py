@@ -8,6 +8,7 @@ operation. Set before numpy, torch or scikit-learn load; an explicit setting is 
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -18,6 +19,8 @@ import pytest
 from background import COMMANDS, Jobs, command, environment
 from shared_data import GTZAN_MINI, TINY_MODEL, write_manifest
 
+import kcnn.cache
+from kcnn.cache import FeatureCache
 from kcnn.workers import local_cluster
 
 
@@ -30,6 +33,35 @@ def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def private_cache(tmp_path_factory, monkeypatch):
     """Keep every test's feature cache out of the user's home."""
     monkeypatch.setenv("KCNN_CACHE_DIR", str(feature_cache(tmp_path_factory)))
+
+
+class NoCache:
+    """What a `--no-cache` command did with feature caches (see the `no_cache` fixture)."""
+
+    def __init__(self, temporary: Path, user_cache: Path) -> None:
+        self.temporary, self.user_cache = temporary, user_cache
+        self.made: list[tuple] = []  # the arguments of every FeatureCache made
+
+    def check(self) -> None:
+        """One cache was made, in $TMPDIR; it is gone, and the user's cache was not made."""
+        assert [os.path.dirname(folder) for folder, _ in self.made] == [str(self.temporary)]
+        assert not list(self.temporary.glob("kcnn-*")) and not self.user_cache.exists()
+
+
+@pytest.fixture
+def no_cache(tmp_path, monkeypatch) -> NoCache:
+    """$TMPDIR and the user's cache moved into `tmp_path`, and every FeatureCache recorded."""
+    seen = NoCache(tmp_path / "tmp", tmp_path / "user-cache")
+    seen.temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(seen.temporary))
+
+    def recorded(*args) -> FeatureCache:
+        seen.made.append(args)
+        return FeatureCache(*args)
+
+    monkeypatch.setattr(kcnn.cache, "FeatureCache", recorded)
+    monkeypatch.setenv("KCNN_CACHE_DIR", str(seen.user_cache))
+    return seen
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
-import tempfile
 from contextlib import contextmanager, redirect_stdout
 from functools import partial
 
@@ -17,12 +15,10 @@ import torch
 from shared_data import GTZAN_MINI, write_manifest
 from threadpoolctl import threadpool_limits
 
-import kcnn.cache
 from kcnn import maps
 from kcnn.benchmark import BenchmarkSettings, MethodSettings, run_benchmark
 from kcnn.benchmark.methods import METHODS, FoldMethods
 from kcnn.benchmark.representations import CodeSettings
-from kcnn.cache import FeatureCache
 from kcnn.cli import benchmark as benchmark_command
 from kcnn.cli.main import main
 from kcnn.config import KCNNSettings, ModelConfig, WordsSettings
@@ -201,18 +197,11 @@ def test_other_settings_are_refused_not_mixed(report, manifest, capsys):
     assert "words.n_words: 8 there, 16 here" in capsys.readouterr().err
 
 
-def test_no_cache_keeps_features_in_a_removed_temporary_folder(manifest, tmp_path, monkeypatch):
+def test_no_cache_keeps_features_in_a_removed_temporary_folder(manifest, tmp_path, no_cache):
     """As every command does: the features of `--no-cache` go to a folder of $TMPDIR (and are
     read from there by the worker processes), which is gone once the benchmark is done."""
-    temporary, user_cache = tmp_path / "tmp", tmp_path / "user-cache"
-    temporary.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    made = []
-    monkeypatch.setattr(kcnn.cache, "FeatureCache", lambda *a: made.append(a) or FeatureCache(*a))
-    monkeypatch.setenv("KCNN_CACHE_DIR", str(user_cache))
     out = tmp_path / "report"
     options = ["--no-cache", "--methods", "mfcc-svm,kcnn", "--features", "mel", "--jobs", "2"]
     code, printed = run_cli("benchmark", manifest, "--out", out, *options, *TINY, "-q")
     assert code == 0 and "| KCNN |" in printed
-    assert [os.path.dirname(folder) for folder, _ in made] == [str(temporary)]
-    assert not list(temporary.glob("kcnn-*")) and not user_cache.exists()
+    no_cache.check()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from shared_data import GTZAN_MINI, TINY_MODEL, write_manifest
@@ -102,19 +101,12 @@ def test_a_killed_extraction_resumes_from_what_it_stored(tmp_path, monkeypatch):
     assert_same_songs(resumed.features, extract_batch(CLIPS, SETTINGS, 4, progress=False).features)
 
 
-def test_no_cache_keeps_features_in_a_temporary_folder_removed_after(tmp_path, monkeypatch):
-    temporary, user_cache = tmp_path / "tmp", tmp_path / "user-cache"
-    temporary.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    made = []
-    monkeypatch.setattr(kcnn.cache, "FeatureCache", lambda *a: made.append(a) or FeatureCache(*a))
-    monkeypatch.setenv("KCNN_CACHE_DIR", str(user_cache))
+def test_no_cache_keeps_features_in_a_temporary_folder_removed_after(tmp_path, no_cache):
     manifest = write_manifest(tmp_path / "songs.csv", CLIPS)
     args = ["train", manifest, "--out", tmp_path / "model", "--no-cache", "--jobs", "1"]
     assert main([*map(str, args), *TINY_MODEL]) == 0
     assert (tmp_path / "model" / "settings.json").is_file()
-    assert [os.path.dirname(folder) for folder, _ in made] == [str(temporary)]
-    assert not list(temporary.glob("kcnn-*")) and not user_cache.exists()
+    no_cache.check()
 
 
 def song(rng: np.random.Generator, n_frames: int) -> dict[str, np.ndarray]:

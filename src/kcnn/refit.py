@@ -92,7 +92,8 @@ class FinalFit:
             if not self._process.is_alive() and self._results.empty():
                 raise KcnnError(
                     f"the process fitting the final model ended (exit code "
-                    f"{self._process.exitcode}) without a model; try --threads 1 --jobs 1"
+                    f"{self._process.exitcode}) without a model; --no-refit writes the "
+                    "held-out model instead"
                 )
             time.sleep(POLL_SECONDS)
         outcome = pickle.loads(self._results.get())
