@@ -82,6 +82,21 @@ def test_learns_a_separable_toy_task_and_is_repeatable():
     assert first.transform(X).shape == (40, 8)
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_stacked_convolutions_learn(dynamic):
+    # 10 classes of songs drawing their words from 10 distributions; as wide as
+    # `--conv-units 500 500`, where sigmoids between the layers kept the loss near ln 10
+    rng = np.random.default_rng(0)
+    cents = (rng.normal(size=(32, 16)).astype(np.float32),)
+    probs = rng.dirichlet(np.full(32, 0.3), size=10)
+    songs = [rng.choice(32, size=(1, 1, 30), p=probs[i % 10]) for i in range(60)]
+    y = [f"class {i % 10}" for i in range(60)]
+    net = KCNNClassifier(
+        conv_units=(500, 500), dynamic_k=dynamic, epochs=5, patience=None, random_state=0
+    ).fit(WordSequences(songs, ("mel",), cents), y)
+    assert net.loss_curve_[-1] < 0.5 * np.log(10)
+
+
 def test_crops_lie_inside_one_view_of_their_song():
     rng = np.random.default_rng(2)
     songs = [rng.integers(0, 50, size=(3, 2, n)) for n in (5, 40, 70)]

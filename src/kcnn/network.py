@@ -129,7 +129,9 @@ class KCNN(nn.Module):
                 x, lengths = kmax_pool(x, k, lengths), torch.minimum(k, lengths)
                 positions = torch.arange(x.shape[-1], device=x.device)
                 mask = (positions[None, :] < lengths[:, None]).unsqueeze(1)
-            x = conv(torch.sigmoid(x) * mask)  # (batch, units, time)
+            # tanh, centred on 0 (Kalchbrenner et al. 2014): after sigmoids (mean 0.5) the
+            # upper layer's input barely varied, and stacked layers did not learn
+            x = conv(torch.tanh(x) * mask)  # (batch, units, time)
         pooled = kmax_pool(x, self.config.k, lengths)  # (batch, units, k)
         return self.hidden(pooled.flatten(1))
 
