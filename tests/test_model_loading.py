@@ -112,6 +112,17 @@ def test_the_untampered_copy_loads(tiny_model, tmp_path):
     assert list(MusicModel.load(tmp_path / "m").classes) == ["blues", "metal"]
 
 
+def test_a_model_of_format_3_loads_unless_its_convolutions_are_stacked(tiny_model, tmp_path):
+    # format 3 put sigmoids between stacked convolutions, format 4 tanh: one layer is the same
+    _, model, _ = tiny_model
+    shutil.copytree(model, tmp_path / "m")
+    edit_settings(lambda s: s.update(format_version=3))(tmp_path / "m")
+    assert list(MusicModel.load(tmp_path / "m").classes) == ["blues", "metal"]
+    edit_settings(lambda s: s["network"].update(conv_units=[8, 8]))(tmp_path / "m")
+    with pytest.raises(ModelError, match=r"model format 3 .*retrain the model"):
+        MusicModel.load(tmp_path / "m")
+
+
 def test_the_cli_reports_a_damaged_model_in_one_line(tiny_model, tmp_path, capsys):
     _, model, _ = tiny_model
     shutil.copytree(model, tmp_path / "m")

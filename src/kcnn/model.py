@@ -27,7 +27,9 @@ from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords, Whitening
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+"""4: tanh between stacked convolution layers; format 3 had sigmoids there, and a format-3
+model of one convolution layer (none in between) computes the same and is read."""
 MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
 """A model folder: settings.json holds a format_version."""
 CLASSIFIERS = ("svm", "softmax")
@@ -200,7 +202,7 @@ class MusicModel:
                 raise ValueError("not a JSON object")
             found = settings.get("format_version")
             _check_value("format_version", found, FORMAT_VERSION)
-        if found != FORMAT_VERSION:
+        if found != FORMAT_VERSION and not _same_as_current(found, settings):
             raise ModelError(
                 f"{path}: model format {found} (kcnn {settings.get('kcnn_version', '?')}); "
                 f"this kcnn {__version__} reads format {FORMAT_VERSION}: retrain the model"
@@ -226,6 +228,13 @@ class MusicModel:
         kcnn.network_.eval()
         pipeline.set_params(svm=_load_svm(path / "svm.skops", settings["classes"], network))
         return cls(pipeline, settings["training_songs"])
+
+
+def _same_as_current(version: object, settings: dict[str, Any]) -> bool:
+    """Whether a model of an earlier format `version` computes as it would in this one."""
+    network = settings.get("network")
+    layers = network.get("conv_units") if isinstance(network, dict) else None
+    return version == 3 and isinstance(layers, list) and len(layers) == 1
 
 
 class _OneOf:
