@@ -12,6 +12,7 @@ fit after the held-out one would give.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from kcnn.config import ModelConfig
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features
 from kcnn.model import MusicModel, make_pipeline
+from kcnn.orphans import exit_with_parent
 from kcnn.threads import limit_threads
 
 POLL_SECONDS = 0.05
@@ -78,7 +80,7 @@ class FinalFit:
         self.gate = EpochGate(context)
         self._results = context.SimpleQueue()
         final = final_config(config, config.kcnn.epochs)  # the gate says when to stop
-        task = (final, seed, device, max_duration, features, labels, threads)
+        task = (final, seed, device, max_duration, features, labels, threads, os.getpid())
         self._process = context.Process(
             target=_fit, args=(*task, self.gate, self._results), daemon=True
         )
@@ -125,10 +127,13 @@ def _fit(
     features: Sequence[Features],
     labels: Sequence[str],
     threads: int,
+    parent: int,
     gate: EpochGate,
     results: multiprocessing.SimpleQueue,
 ) -> None:
-    """The final fit's process: the fitted model (or the error), pickled, into `results`."""
+    """The final fit's process: the fitted model (or the error), pickled, into `results`;
+    it ends with `parent`, the training's process."""
+    exit_with_parent(parent)
     limit_threads(threads)
     try:
         model = MusicModel(make_pipeline(config, seed, device=device, max_duration=max_duration))

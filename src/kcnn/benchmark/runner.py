@@ -48,6 +48,7 @@ from kcnn.benchmark.state import REPORT, BenchmarkState, unit_key
 from kcnn.cache import FeatureCache, temporary_cache
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features, extract_batch
+from kcnn.orphans import exit_with_parent
 from kcnn.threads import limit_threads
 from kcnn.workers import IN_PROCESS, Workers
 
@@ -252,7 +253,7 @@ def _outcomes(
         return
     context = multiprocessing.get_context("spawn")  # no fork of a process running threads
     with ProcessPoolExecutor(
-        jobs, context, initializer=_start_worker, initargs=(workers.threads,)
+        jobs, context, initializer=_start_worker, initargs=(workers.threads, os.getpid())
     ) as pool:
         running: dict[Future, Unit] = {}
         waiting = iter(units)
@@ -268,8 +269,10 @@ def _outcomes(
                 yield running.pop(future), future.result()
 
 
-def _start_worker(threads: int) -> None:
-    """Set a worker's threads (this module's imports have loaded PyTorch)."""
+def _start_worker(threads: int, parent: int) -> None:
+    """Set a worker's threads (this module's imports have loaded PyTorch); it ends with
+    `parent`, the benchmark's process."""
+    exit_with_parent(parent)
     limit_threads(threads)
 
 

@@ -1,0 +1,29 @@
+"""Worker processes that end with the process that started them.
+
+A process pool or a `multiprocessing.Process` outlives its parent when the parent is
+killed (SIGTERM, SIGKILL, the out-of-memory killer): nothing tells the workers, and they
+go on computing for nobody. `exit_with_parent`, called first thing in a worker, ends it
+soon after its parent ends, however that happened.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+PARENT_POLL_SECONDS = 0.5
+"""How often a worker looks whether its parent is still there."""
+
+
+def exit_with_parent(parent: int, interval: float = PARENT_POLL_SECONDS) -> None:
+    """End this process (exit code 1, at once) within `interval` seconds of the end of
+    process `parent` (the pid of the process that started it, as that one saw it), by a
+    daemon thread that watches whose child this process is."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

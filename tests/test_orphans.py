@@ -1,0 +1,111 @@
+"""Worker processes end soon after the process that started them is killed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from shared_data import clips_numbered, write_manifest
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in "ZX"
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The live processes that `pid` started through multiprocessing's spawn."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline and fields[0] not in "ZX":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_until(condition: Callable[[], object], seconds: float) -> object:
+    """The first true value of `condition()`, polled for up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {seconds} s: {condition}")
+        time.sleep(0.1)
+    return value
+
+
+PARENT = """
+import multiprocessing, os, sys, time
+from kcnn.orphans import exit_with_parent
+
+def work(parent, watch):
+    if watch:
+        exit_with_parent(parent)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(
+        target=work, args=(os.getpid(), sys.argv[1] == "watch")
+    )
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("watch", [True, False])
+def test_a_worker_that_watches_its_parent_ends_when_the_parent_is_killed(tmp_path, watch):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    arg = "watch" if watch else "no"
+    parent = subprocess.Popen([sys.executable, str(script), arg], stdout=subprocess.PIPE)
+    child = int(parent.stdout.readline())
+    time.sleep(1.5)  # the child has started and, if it watches, is watching
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    try:
+        time.sleep(2)
+        assert alive(child) is not watch  # without the watch, the orphan would go on
+    finally:
+        if alive(child):
+            subprocess.run(["kill", "-9", str(child)], check=False)
+
+
+def kcnn_command(name: str, tmp_path: Path) -> list[str]:
+    songs = write_manifest(tmp_path / "songs.csv", clips_numbered(range(3)))
+    if name == "train":  # the final model is fitted in a second process
+        folders = tmp_path / "songs"
+        for clip in clips_numbered(range(6)):
+            (folders / clip.parent.name).mkdir(parents=True, exist_ok=True)
+            (folders / clip.parent.name / clip.name).symlink_to(clip)
+        return ["train", str(folders), "--out", str(tmp_path / "model"), "-q"]
+    return ["benchmark", str(songs), "--out", str(tmp_path / "report"), "--folds", "2"]
+
+
+@pytest.mark.parametrize("name", ["train", "benchmark"])
+def test_killing_a_command_ends_its_worker_processes(tmp_path, name):
+    command = [sys.executable, "-m", "kcnn.cli.main", *kcnn_command(name, tmp_path), "-q"]
+    if name == "benchmark":
+        command += ["--runs", "1", "--jobs", "2", "--methods", "kcnn"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers = wait_until(lambda: spawned_children(run.pid), 120)
+        time.sleep(1)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    # they end once started (importing takes seconds, more on a busy machine)
+    wait_until(lambda: not any(alive(w) for w in workers), 60)
