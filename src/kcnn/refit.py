@@ -25,8 +25,7 @@ from kcnn.config import ModelConfig
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features
 from kcnn.model import MusicModel, make_pipeline
-from kcnn.orphans import exit_with_parent
-from kcnn.threads import limit_threads
+from kcnn.spawned import start_worker
 
 POLL_SECONDS = 0.05
 """How often a waiting final fit looks whether it may go on."""
@@ -133,8 +132,7 @@ def _fit(
 ) -> None:
     """The final fit's process: the fitted model (or the error), pickled, into `results`;
     it ends with `parent`, the training's process."""
-    exit_with_parent(parent)
-    limit_threads(threads)
+    start_worker(threads, parent)
     try:
         model = MusicModel(make_pipeline(config, seed, device=device, max_duration=max_duration))
         outcome: object = model.fit(features, labels, after_epoch=gate.may_go_on)

@@ -48,8 +48,7 @@ from kcnn.benchmark.state import REPORT, BenchmarkState, unit_key
 from kcnn.cache import FeatureCache, temporary_cache
 from kcnn.errors import KcnnError
 from kcnn.extraction import Features, extract_batch
-from kcnn.orphans import exit_with_parent
-from kcnn.threads import limit_threads
+from kcnn.spawned import start_worker
 from kcnn.workers import IN_PROCESS, Workers
 
 PROTOCOLS = ("cv", "split")
@@ -270,10 +269,9 @@ def _outcomes(
 
 
 def _start_worker(threads: int, parent: int) -> None:
-    """Set a worker's threads (this module's imports have loaded PyTorch); it ends with
-    `parent`, the benchmark's process."""
-    exit_with_parent(parent)
-    limit_threads(threads)
+    """`start_worker` in a benchmark worker: unpickling this function imports this module,
+    and with it PyTorch, before `threads` is set."""
+    start_worker(threads, parent)
 
 
 def _run_unit(fold: FoldMethods, todo: list[Group], methods: Sequence[str]) -> list[Outcome]:

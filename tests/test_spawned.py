@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from shared_data import clips_numbered, write_manifest
+from shared_data import clips_numbered
 
 
 def alive(pid: int) -> bool:
@@ -48,7 +48,7 @@ def wait_until(condition: Callable[[], object], seconds: float) -> object:
 
 PARENT = """
 import multiprocessing, os, sys, time
-from kcnn.orphans import exit_with_parent
+from kcnn.spawned import exit_with_parent
 
 def work(parent, watch):
     if watch:
@@ -84,23 +84,33 @@ def test_a_worker_that_watches_its_parent_ends_when_the_parent_is_killed(tmp_pat
             subprocess.run(["kill", "-9", str(child)], check=False)
 
 
-def kcnn_command(name: str, tmp_path: Path) -> list[str]:
-    songs = write_manifest(tmp_path / "songs.csv", clips_numbered(range(3)))
-    if name == "train":  # the final model is fitted in a second process
-        folders = tmp_path / "songs"
-        for clip in clips_numbered(range(6)):
-            (folders / clip.parent.name).mkdir(parents=True, exist_ok=True)
-            (folders / clip.parent.name / clip.name).symlink_to(clip)
-        return ["train", str(folders), "--out", str(tmp_path / "model"), "-q"]
-    return ["benchmark", str(songs), "--out", str(tmp_path / "report"), "--folds", "2"]
+def songs_folder(tmp_path: Path) -> Path:
+    """Clips 0-5 of every genre of gtzan-mini, a folder per genre."""
+    folders = tmp_path / "songs"
+    for clip in clips_numbered(range(6)):
+        (folders / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        (folders / clip.parent.name / clip.name).symlink_to(clip)
+    return folders
 
 
-@pytest.mark.parametrize("name", ["train", "benchmark"])
+COMMANDS = {  # the final model is fitted in a second process; the benchmark has 2 workers
+    "train": ["train", "--out", "model"],
+    "benchmark": ["benchmark", "--out", "report", "--folds", "2", "--runs", "1", "--jobs", "2"],
+}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
 def test_killing_a_command_ends_its_worker_processes(tmp_path, name):
-    command = [sys.executable, "-m", "kcnn.cli.main", *kcnn_command(name, tmp_path), "-q"]
+    command, *options = COMMANDS[name]
+    args = [command, str(songs_folder(tmp_path)), *options, "-q"]
     if name == "benchmark":
-        command += ["--runs", "1", "--jobs", "2", "--methods", "kcnn"]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args += ["--methods", "kcnn"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kcnn.cli.main", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         workers = wait_until(lambda: spawned_children(run.pid), 120)
         time.sleep(1)

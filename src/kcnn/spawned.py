@@ -1,9 +1,10 @@
-"""Worker processes that end with the process that started them.
+"""The start of every worker process kcnn spawns (benchmark units, the final fit): its
+libraries' threads, and an end with the process that started it.
 
 A process pool or a `multiprocessing.Process` outlives its parent when the parent is
 killed (SIGTERM, SIGKILL, the out-of-memory killer): nothing tells the workers, and they
-go on computing for nobody. `exit_with_parent`, called first thing in a worker, ends it
-soon after its parent ends, however that happened.
+go on computing for nobody. `exit_with_parent` ends a worker soon after its parent ends,
+however that happened.
 """
 
 from __future__ import annotations
@@ -12,14 +13,22 @@ import os
 import threading
 import time
 
+from kcnn.threads import limit_threads
+
 PARENT_POLL_SECONDS = 0.5
 """How often a worker looks whether its parent is still there."""
 
 
+def start_worker(threads: int, parent: int) -> None:
+    """First thing in a spawned worker: its libraries use `threads` threads, and it ends
+    with process `parent` (the pid of the process that started it, as that one saw it)."""
+    exit_with_parent(parent)
+    limit_threads(threads)
+
+
 def exit_with_parent(parent: int, interval: float = PARENT_POLL_SECONDS) -> None:
     """End this process (exit code 1, at once) within `interval` seconds of the end of
-    process `parent` (the pid of the process that started it, as that one saw it), by a
-    daemon thread that watches whose child this process is."""
+    process `parent`, by a daemon thread that watches whose child this process is."""
 
     def watch() -> None:
         while os.getppid() == parent:
