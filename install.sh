@@ -10,4 +10,6 @@ python3 -m venv .venv
 pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
 "${pip[@]}" install --require-hashes --no-deps -r requirements.lock
 "${pip[@]}" install --no-deps --no-build-isolation -e .
+# compile k-max pooling's CPU kernel once (about 8 s; numba caches it beside the module)
+.venv/bin/python -c "import torch; from kcnn.kmax import kmax_pool; kmax_pool(torch.ones(1, 1, 2), 1)"
 echo "kcnn installed in .venv: activate it with '. .venv/bin/activate'"

@@ -1,5 +1,6 @@
 """KCNN training and prediction speed: the first convolution plain or gathered, batches
-drawn at random or by crop length.
+drawn at random or by crop length, k-max pooling's positions found by `torch.topk` or by
+the CPU scan (`kcnn.kmax`).
 
 Random words of gtzan-mini's size (100 songs of about 200 words, 3 feature types of 256
 words, lookup tables of 48 dimensions) through the default network (window 5, 500
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from kcnn.config import KCNNSettings, WordsSettings
-from kcnn.kmax import kmax_pool
+from kcnn.kmax import Positions, kmax_pool, topk_positions
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.training import length_batches, pad_batch, random_crops
 
@@ -77,11 +78,16 @@ class Clock:
 
 
 def train_step(
-    net: KCNN, optimiser: torch.optim.Optimizer, crops: list, labels: torch.Tensor, clock: Clock
+    net: KCNN,
+    optimiser: torch.optim.Optimizer,
+    crops: list,
+    labels: torch.Tensor,
+    clock: Clock,
+    find: Positions | None,
 ) -> Counter:
     """One SGD step as `KCNNClassifier` takes it (`KCNN.represent` for one convolution
-    layer), timed part by part; returns the first convolution's FLOPs and the positions,
-    padded ones too, that it computes."""
+    layer; k-max pooling's positions found by `find`), timed part by part; returns the
+    first convolution's FLOPs and the positions, padded ones too, that it computes."""
     words, lengths = pad_batch(crops)
     clock.lap("padding")
     positions = words.shape[0] * words.shape[2]
@@ -91,7 +97,7 @@ def train_step(
     x = net.first_conv(words, mask)
     clock.lap("first conv forward")
     x_in = x.detach().requires_grad_()
-    pooled = kmax_pool(x_in, net.config.k, lengths)
+    pooled = kmax_pool(x_in, net.config.k, lengths, find)
     clock.lap("k-max pooling forward")
     pooled_in = pooled.detach().requires_grad_()
     scores = net.output(net.hidden(pooled_in.flatten(1)))
@@ -124,6 +130,7 @@ def epoch(
     batching: Callable,
     rng: np.random.Generator,
     now: Callable[[], float],
+    find: Positions | None = None,
 ) -> tuple[dict[str, float], Counter]:
     """One training epoch: seconds by part, and the counts of `train_step`."""
     net.train()
@@ -131,12 +138,13 @@ def epoch(
     crops, owner = random_crops(songs, CROPS, *CROP_WORDS, rng)
     clock, counts = Clock(now), Counter()
     for idx in batching([c.shape[1] for c in crops], BATCH, rng):
-        counts += train_step(net, optimiser, [crops[i] for i in idx], labels[owner[idx]], clock)
+        batch = [crops[i] for i in idx]
+        counts += train_step(net, optimiser, batch, labels[owner[idx]], clock, find)
     return dict(clock.seconds), counts
 
 
 def prediction(
-    net: KCNN, rng: np.random.Generator, now: Callable[[], float]
+    net: KCNN, rng: np.random.Generator, now: Callable[[], float], find: Positions | None = None
 ) -> tuple[dict[str, float], Counter]:
     """One prediction batch (forward only): seconds by part, and first-convolution FLOPs."""
     net.eval()
@@ -149,7 +157,7 @@ def prediction(
         mask = torch.ones(PREDICT_BATCH, 1, PREDICT_WORDS, dtype=torch.bool)
         x = net.first_conv(words, mask)
         clock.lap("first conv forward")
-        pooled = kmax_pool(x, net.config.k, lengths)
+        pooled = kmax_pool(x, net.config.k, lengths, find)
         clock.lap("k-max pooling forward")
         net.output(net.hidden(pooled.flatten(1))).softmax(1)
         clock.lap("hidden + softmax forward")
@@ -179,23 +187,30 @@ def main() -> None:
     config = KCNNConfig(n_words=N_WORDS, embed_dims=DIMS, n_classes=CLASSES, dropout=0.5)
     start = KCNN(config)
     settings = {
-        "plain, random batches": ("plain", random_batches),
-        "plain, batches by length": ("plain", length_batches),
-        "gathered, random batches": ("gathered", random_batches),
-        "gathered, batches by length": ("gathered", length_batches),
-        "auto, batches by length (training now)": ("auto", length_batches),
+        "plain, random batches, topk": ("plain", random_batches, topk_positions),
+        "plain, batches by length, topk": ("plain", length_batches, topk_positions),
+        "gathered, random batches, topk": ("gathered", random_batches, topk_positions),
+        "gathered, batches by length, topk": ("gathered", length_batches, topk_positions),
+        "auto, batches by length, topk": ("auto", length_batches, topk_positions),
+        "auto, batches by length, scan (training now)": ("auto", length_batches, None),
+    }
+    predictions = {
+        "predict plain, topk": ("plain", topk_positions),
+        "predict gathered, topk": ("gathered", topk_positions),
+        "predict gathered, scan (now)": ("gathered", None),
     }
     runs: dict[str, list] = defaultdict(list)
     for repeat in range(args.repeats):  # in a repeat, every setting sees the same crops
-        for name, (path, batching) in settings.items():
+        for name, (path, batching, find) in settings.items():
             net = copy.deepcopy(start)
             net.first_layer = path
             crops = np.random.default_rng(repeat)
-            runs[name].append(epoch(net, songs, labels, batching, crops, now))
-        for path in ("plain", "gathered"):
+            runs[name].append(epoch(net, songs, labels, batching, crops, now, find))
+        for name, (path, find) in predictions.items():
             net = copy.deepcopy(start)
             net.first_layer = path
-            runs[f"predict {path}"].append(prediction(net, np.random.default_rng(repeat), now))
+            batch = np.random.default_rng(repeat)
+            runs[name].append(prediction(net, batch, now, find))
     print(
         f"{N_SONGS} songs of {SONG_WORDS[0]}-{SONG_WORDS[1]} words, {CROPS} crops of "
         f"{CROP_WORDS[0]}-{CROP_WORDS[1]} words a song in batches of {BATCH}; "
@@ -218,17 +233,18 @@ def main() -> None:
             f"| {counts['flops'] / 1e9:.1f} | {counts['flops'] / conv / 1e9:.1f} |"
         )
     print(f"\nPrediction, one batch of {PREDICT_BATCH} windows of {PREDICT_WORDS} words:\n")
-    print("| first conv | batch (ms) | first conv (ms) | first conv GFLOP | GFLOP/s |")
+    print("| setting | batch (ms) | first conv (ms) | first conv GFLOP | GFLOP/s |")
     print("|---|---:|---:|---:|---:|")
-    for path in ("plain", "gathered"):
-        seconds, counts = fastest(runs[f"predict {path}"])
+    for name in predictions:
+        seconds, counts = fastest(runs[name])
         conv = seconds["first conv forward"]
         print(
-            f"| {path} | {1e3 * sum(seconds.values()):.0f} | {1e3 * conv:.0f} "
+            f"| {name.removeprefix('predict ')} | {1e3 * sum(seconds.values()):.0f} "
+            f"| {1e3 * conv:.0f} "
             f"| {counts['flops'] / 1e9:.1f} | {counts['flops'] / conv / 1e9:.1f} |"
         )
     print("\nWhere the time goes (ms; training: an epoch, prediction: a batch):\n")
-    columns = [*settings, "predict plain", "predict gathered"]
+    columns = [*settings, *predictions]
     fast = {name: fastest(runs[name])[0] for name in columns}
     parts = sorted({p for seconds in fast.values() for p in seconds}, key=part_order)
     print("| part | " + " | ".join(columns) + " |")

@@ -1,6 +1,6 @@
 import torch
 
-from kcnn.kmax import dynamic_k, kmax_pool
+from kcnn.kmax import dynamic_k, kmax_pool, scan_positions, topk_positions
 
 
 def test_keeps_the_k_largest_in_time_order():
@@ -70,3 +70,16 @@ def test_dynamic_k_follows_the_song_length_and_layer():
     assert dynamic_k(lengths, 5, layer=1, n_layers=2).tolist() == [50, 5, 5]
     assert dynamic_k(lengths, 5, layer=2, n_layers=2).tolist() == [5, 5, 5]
     assert dynamic_k(lengths, 4, layer=1, n_layers=3).tolist() == [67, 7, 4]
+
+
+def test_the_cpu_scan_finds_the_positions_topk_finds():
+    x = torch.randn(6, 7, 12, generator=torch.Generator().manual_seed(0))  # no ties
+    lengths = torch.tensor([12, 12, 3, 1, 8, 12])
+    for k in (1, 5, 15, torch.tensor([5, 2, 5, 3, 12, 7])):
+        assert torch.equal(scan_positions(x, k, lengths), topk_positions(x, k, lengths))
+    assert torch.equal(scan_positions(x, 5), topk_positions(x, 5))
+
+
+def test_of_equal_values_the_earliest_are_kept():
+    x = torch.tensor([[[2.0, 5.0, 1.0, 5.0, 5.0], [4.0, 4.0, 4.0, 4.0, 9.0]]])
+    assert scan_positions(x, 2).tolist() == [[[1, 3], [0, 4]]]
