@@ -49,17 +49,16 @@ def scan_positions(
     real = np.full(batch, time) if lengths is None else lengths.numpy().astype(np.int64)
     by_time = x.transpose(1, 2).contiguous().numpy()  # the gathered convolution's layout
     k_max = k if isinstance(k, int) else int(k.max())
-    found = _scan(by_time, per_item, real, k_max)  # (batch, max k, channels)
-    return torch.from_numpy(found).transpose(1, 2).long()
+    return torch.from_numpy(_scan(by_time, per_item, real, k_max))
 
 
 @numba.njit(cache=True, nogil=True)
 def _scan(x: np.ndarray, k: np.ndarray, lengths: np.ndarray, k_max: int) -> np.ndarray:
-    """x (batch, time, channels): every channel's kept positions (batch, k_max, channels).
+    """x (batch, time, channels): every channel's kept positions (batch, channels, k_max).
     One pass over time keeps, per channel, the k largest so far by value (of equal values,
     the earliest); the loops over channels run in SIMD lanes."""
     batch, time, channels = x.shape
-    out = np.full((batch, k_max, channels), time, dtype=np.int32)
+    out = np.full((batch, channels, k_max), time, dtype=np.int64)
     values = np.empty((k_max, channels), dtype=x.dtype)
     kept = np.empty((k_max, channels), dtype=np.int32)
     value = np.empty(channels, dtype=x.dtype)
@@ -88,7 +87,7 @@ def _scan(x: np.ndarray, k: np.ndarray, lengths: np.ndarray, k_max: int) -> np.n
                     swap = early > late
                     kept[a - 1, c] = late if swap else early
                     kept[a, c] = early if swap else late
-        out[b, :kk] = kept[:kk]
+        out[b, :, :kk] = kept[:kk].T
     return out
 
 
