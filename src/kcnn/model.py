@@ -126,7 +126,7 @@ class MusicModel:
         self,
         features: Sequence[Features],
         labels: Sequence[str],
-        after_epoch: Callable[[int, int, int], bool] | None = None,
+        after_epoch: Callable[[int, int], bool] | None = None,
     ) -> MusicModel:
         """Fit whitening, codebooks, network and SVM on these songs only; `after_epoch` is
         the network's (see `KCNNClassifier.fit`)."""

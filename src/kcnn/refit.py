@@ -1,14 +1,12 @@
 """The final model of `kcnn train`, fitted on every song in a second process while the
 held-out model trains.
 
-The final model makes as many updates as early stopping chose for the held-out one (the
-rule of Goodfellow et al., *Deep Learning*, algorithm 7.2): an epoch of every song is
-longer than one of the held-out fit's songs, so it trains for proportionally fewer epochs.
-That number is known only when the held-out fit is done. Run one after the other, the two
-take twice as long; run side by side (a network trains no faster on two threads than on
-one), the final fit runs an epoch only once the held-out fit's best epoch has got that far
-(its best epoch only ever moves on), and stops where early stopping chose: the model is the
-one a fit after the held-out one would give.
+The final model trains for as many epochs as early stopping chooses for the held-out one,
+which is known only when that one is done. Run one after the other, the two take twice as
+long; run side by side (a network trains no faster on two threads than on one), the final
+fit runs an epoch only once the held-out fit's best epoch has got that far (its best epoch
+only ever moves on), and stops at the one early stopping chose: the model is the one a
+fit after the held-out one would give.
 """
 
 from __future__ import annotations
@@ -33,43 +31,33 @@ POLL_SECONDS = 0.05
 """How often a waiting final fit looks whether it may go on."""
 
 
-def final_epochs(passes: int, songs: int) -> int:
-    """Epochs of `songs` songs that make about as many updates as `passes` song passes (an
-    epoch of the held-out fit's n songs is n passes), at least one."""
-    return max(1, round(passes / songs))
-
-
 def final_config(config: ModelConfig, epochs: int) -> ModelConfig:
     """`config` for the final model: `epochs` epochs, no song held out for validation."""
     return replace(config, kcnn=replace(config.kcnn, epochs=epochs, validation_fraction=0.0))
 
 
 class EpochGate:
-    """How far the final fit may train, in song passes, shared between the two processes."""
+    """How many epochs the final fit may run, shared between the two processes."""
 
     def __init__(self, context: SpawnContext) -> None:
-        self._passes = context.Value("q", 0)  # every fit makes one epoch at least
+        self._allowed = context.Value("i", 1)  # every fit has a best epoch: the first, at least
         self._settled = context.Event()
 
-    def publish(self, epoch: int, best_epoch: int, songs: int) -> bool:
-        """The held-out fit's `after_epoch`: as far as its best epoch so far may be run."""
-        self._passes.value = (best_epoch + 1) * songs
+    def publish(self, epoch: int, best_epoch: int) -> bool:
+        """The held-out fit's `after_epoch`: its best epoch so far may be run."""
+        self._allowed.value = best_epoch + 1
         return True
 
-    def settle(self, passes: int) -> None:
-        """The held-out fit is done: the final fit goes as far as `passes` song passes."""
-        self._passes.value = passes
+    def settle(self, epochs: int) -> None:
+        """The held-out fit is done: the final fit runs `epochs` epochs in all."""
+        self._allowed.value = epochs
         self._settled.set()
 
-    def may_go_on(self, epoch: int, best_epoch: int, songs: int) -> bool:
+    def may_go_on(self, epoch: int, best_epoch: int) -> bool:
         """The final fit's `after_epoch`: wait until epoch + 1 may be run, or is known not to be."""
-
-        def allowed() -> bool:
-            return final_epochs(self._passes.value, songs) >= epoch + 2
-
-        while not allowed() and not self._settled.wait(POLL_SECONDS):
+        while self._allowed.value < epoch + 2 and not self._settled.wait(POLL_SECONDS):
             pass
-        return allowed()
+        return self._allowed.value >= epoch + 2
 
 
 class FinalFit:
@@ -97,10 +85,10 @@ class FinalFit:
         )
         self._process.start()
 
-    def result(self, passes: int) -> MusicModel:
-        """The final model, once it has gone as far as `passes` song passes (as chosen by the
-        held-out fit); re-raises what the fit raised."""
-        self.gate.settle(passes)
+    def result(self, epochs: int) -> MusicModel:
+        """The final model, once it has trained `epochs` epochs (as chosen by the held-out
+        fit); re-raises what the fit raised."""
+        self.gate.settle(epochs)
         while self._results.empty():
             if not self._process.is_alive() and self._results.empty():
                 raise KcnnError(
@@ -113,7 +101,6 @@ class FinalFit:
         self._process.join()
         if isinstance(outcome, BaseException):
             raise outcome
-        epochs = final_epochs(passes, outcome.n_songs)
         outcome.pipeline.set_params(kcnn__epochs=epochs)  # its config: final_config(..., epochs)
         return outcome
 

@@ -246,11 +246,11 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         X: WordSequences,
         y: Sequence,
         groups: Sequence | None = None,
-        after_epoch: Callable[[int, int, int], bool] | None = None,
+        after_epoch: Callable[[int, int], bool] | None = None,
     ) -> KCNNClassifier:
-        """Train on X, y (see the class docstring). after_epoch(epoch, best_epoch, songs), if
-        given, is called after each epoch that early stopping lets through (0-based, the best
-        so far, and the songs an epoch trains on); training ends when it returns False."""
+        """Train on X, y (see the class docstring). after_epoch(epoch, best_epoch), if given,
+        is called after each epoch that early stopping lets through (0-based, the best so
+        far); training ends when it returns False."""
         self._validate_params()
         device = resolve_device(self.device)
         self.classes_, targets = np.unique(np.asarray(y), return_inverse=True)
@@ -291,7 +291,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             else:
                 self.best_epoch_ = epoch
             epochs.set_postfix(loss=f"{self.loss_curve_[-1]:.3f}", best=self.best_epoch_ + 1)
-            if after_epoch is not None and not after_epoch(epoch, self.best_epoch_, len(fit_idx)):
+            if after_epoch is not None and not after_epoch(epoch, self.best_epoch_):
                 break
         if best_state is not None:
             self.network_.load_state_dict(best_state)

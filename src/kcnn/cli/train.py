@@ -31,7 +31,7 @@ from kcnn.errors import KcnnError
 from kcnn.evaluation import format_score, score
 from kcnn.extraction import Features, subset
 from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
-from kcnn.refit import FinalFit, final_config, final_epochs
+from kcnn.refit import FinalFit, final_config
 from kcnn.threads import TRAINING_THREADS, available_cores
 
 
@@ -83,18 +83,12 @@ def refit(
     labels: Sequence[str],
     final: FinalFit | None,
 ) -> MusicModel:
-    """The final model: fitted on every song (no song held out for validation) for as many
-    updates as early stopping chose for `model`; `final`'s, if it is being fitted."""
-    network = model.pipeline.named_steps["kcnn"]
-    fitted_songs = model.n_songs - len(network.validation_songs_)
-    passes = (network.best_epoch_ + 1) * fitted_songs
-    epochs = final_epochs(passes, len(labels))
-    print(
-        f"fitting the final model on all {len(labels)} songs, {epochs} epochs (the held-out "
-        f"model's best: {network.best_epoch_ + 1} epochs of {fitted_songs} songs)"
-    )
+    """The final model: fitted on every song, for as many epochs as early stopping chose
+    for `model` (no song held out for validation); `final`'s, if it is being fitted."""
+    epochs = model.pipeline.named_steps["kcnn"].best_epoch_ + 1
+    print(f"fitting the final model on all {len(labels)} songs, {epochs} epochs")
     if final is not None:
-        return final.result(passes)
+        return final.result(epochs)
     return build_model(args, final_config(model.config, epochs)).fit(features, labels)
 
 
