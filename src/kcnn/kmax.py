@@ -24,10 +24,11 @@ def kmax_pool(
     (batch,) number of real positions of each item (the rest is padding and is never
     selected). Returns (batch, channels, max k). An item keeps min(k, length) values, in
     order, followed by zeros that carry no gradient. Gradients reach only the selected
-    positions. Of equal values the earliest are kept.
+    positions.
 
-    `find` finds the positions; by default `scan_positions` on the CPU (3 to 5 times
-    faster than `torch.topk` on the network's batches), `topk_positions` elsewhere.
+    `find` finds the positions; by default `scan_positions` on the CPU (about 5 times
+    faster than `torch.topk` on the network's batches; of equal values it keeps the
+    earliest), `topk_positions` elsewhere (which of equal values it keeps is unspecified).
     """
     if find is None:
         find = scan_positions if x.device.type == "cpu" else topk_positions
