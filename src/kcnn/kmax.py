@@ -57,7 +57,7 @@ def scan_positions(
 def _scan(x: np.ndarray, k: np.ndarray, lengths: np.ndarray, k_max: int) -> np.ndarray:
     """x (batch, time, channels): every channel's kept positions (batch, channels, k_max).
     One pass over time keeps, per channel, the k largest so far by value (of equal values,
-    the earliest); the loops over channels run in SIMD lanes."""
+    the earliest); the innermost loops run over the channels, contiguous in memory."""
     batch, time, channels = x.shape
     out = np.full((batch, channels, k_max), time, dtype=np.int64)
     values = np.empty((k_max, channels), dtype=x.dtype)
