@@ -1,6 +1,7 @@
 import copy
 
 import numpy as np
+import pytest
 
 from kcnn.words import AudioWords, segments
 
@@ -56,7 +57,7 @@ def test_fit_sees_only_the_songs_it_is_given():
 def test_transform_gives_one_word_row_per_type_and_one_word_per_segment():
     rng = np.random.default_rng(2)
     songs = [fake_song(rng, n_frames=n) for n in (40, 23, 9)]
-    words = AudioWords(segment_frames=4, n_components=5, n_words=7).fit(songs)
+    words = AudioWords(segment_frames=4, phases=1, n_components=5, n_words=7).fit(songs)
     seqs = words.transform(songs)
     assert seqs.types == ("mel", "sfm")
     assert [w.shape for w in seqs.words] == [(1, 2, 10), (1, 2, 5), (1, 2, 2)]
@@ -68,7 +69,7 @@ def test_transform_gives_one_word_row_per_type_and_one_word_per_segment():
 def test_words_are_the_nearest_centroids():
     rng = np.random.default_rng(3)
     songs = [fake_song(rng) for _ in range(5)]
-    words = AudioWords(segment_frames=2, n_components=4, n_words=6).fit(songs)
+    words = AudioWords(segment_frames=2, phases=1, n_components=4, n_words=6).fit(songs)
     white = words.whitening_["mel"](segments(songs[0]["mel"], 2))
     dist = ((white[:, None, :] - words.centroids_["mel"][None]) ** 2).sum(-1)
     assert np.array_equal(words.encode(songs[0])[0, 0], dist.argmin(axis=1))
@@ -80,7 +81,7 @@ def test_band_limited_views_share_the_codebook_and_are_encoded_in_order():
     for _ in range(4):
         heard, limited = fake_song(rng), fake_song(rng, shift=50.0)
         songs.append({**heard, **{f"{t}@3800": v for t, v in limited.items()}})
-    words = AudioWords(segment_frames=2, n_components=4, n_words=6).fit(songs)
+    words = AudioWords(segment_frames=2, phases=1, n_components=4, n_words=6).fit(songs)
     assert words.types_ == ("mel", "sfm")
     # the codebook covers the views: their segments lie far apart, and both get words
     mean = np.concatenate([segments(s[k], 2) for s in songs for k in ("mel", "mel@3800")]).mean(0)
@@ -90,3 +91,32 @@ def test_band_limited_views_share_the_codebook_and_are_encoded_in_order():
     only_heard = {t: songs[0][t] for t in ("mel", "sfm")}
     assert np.array_equal(codes[0], words.encode(only_heard)[0])
     assert not set(codes[0, 0]) & set(codes[1, 0])
+
+
+def test_phases_are_the_words_of_the_song_cut_a_fraction_of_a_word_later():
+    rng = np.random.default_rng(5)
+    songs = [fake_song(rng, n_frames=n) for n in (41, 40, 30)]
+    one = AudioWords(segment_frames=4, phases=1, n_components=4, n_words=6).fit(songs)
+    two = AudioWords(segment_frames=4, phases=2, n_components=4, n_words=6).fit(songs)
+    assert np.array_equal(two.centroids_["mel"], one.centroids_["mel"])
+    # 41 frames: phase 0 has 10 segments, phase 1 (from frame 2) 9: both cut to 9
+    codes = two.encode(songs[0])
+    assert codes.shape == (2, 2, 9)
+    assert np.array_equal(codes[0], one.encode(songs[0])[0, :, :9])
+    later = {t: v[2:] for t, v in songs[0].items()}
+    assert np.array_equal(codes[1], one.encode(later)[0])
+    assert not np.array_equal(codes[0], codes[1])
+
+
+def test_a_song_too_short_for_a_later_phase_keeps_the_first():
+    rng = np.random.default_rng(6)
+    songs = [fake_song(rng, n_frames=n) for n in (40, 5)]
+    words = AudioWords(segment_frames=4, phases=2, n_components=4, n_words=6).fit(songs)
+    assert words.encode(songs[1]).shape == (1, 2, 1)
+    assert words.encode(songs[0]).shape == (2, 2, 9)
+
+
+def test_more_phases_than_frames_per_word_is_refused():
+    songs = [fake_song(np.random.default_rng(7))]
+    with pytest.raises(ValueError, match="phases"):
+        AudioWords(segment_frames=2, phases=3).fit(songs)

@@ -41,11 +41,13 @@ def json_ready(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class WordsSettings(Section):
-    """Audio words (`AudioWords`): frames per segment, PCA-whitened dimensions and codebook
-    size per feature type, and the segments (drawn at random) a stage learns from at most
-    (the codebook, and in `kcnn benchmark` the competitors' codes too)."""
+    """Audio words (`AudioWords`): frames per segment, phases (word sequences of a song
+    starting a fraction of a word apart), PCA-whitened dimensions and codebook size per
+    feature type, and the segments (drawn at random) a stage learns from at most (the
+    codebook, and in `kcnn benchmark` the competitors' codes too)."""
 
     segment_frames: int = 4
+    phases: int = 2
     n_components: int = 48
     n_words: int = 256
     max_fit_segments: int = 50_000

@@ -89,8 +89,9 @@ class WordSequences:
     """Songs as audio words, with the codebook they were drawn from.
 
     words[i]: integer array (n_views, n_types, n_segments_i) of word indices in [0, n_words)
-    (of `word_dtype`),
-    view 0 the song as heard, the others band-limited copies (see `split_views`);
+    (of `word_dtype`), view 0 the song as heard; the others are its band-limited copies
+    (see `split_views`) and the same sounds cut into words from a fraction of a word later
+    (see `AudioWords`);
     centroids[t]: float32 array (n_words, n_components_t), the codebook of type t.
     """
 
@@ -108,6 +109,9 @@ class AudioWords(TransformerMixin, BaseEstimator):
     Fitted on the training songs only: segments of `segment_frames` frames, PCA
     whitening to `n_components` dimensions, k-means with `n_words` centroids, on the
     segments of every view of the songs (the song as heard and its band-limited views).
+    A view is encoded `phases` times, the p-th sequence of words starting
+    p * segment_frames // phases frames in (all cut to the shortest): the same sound
+    falls into other words, so the network learns from, and predicts by, each of them.
     At most `max_fit_segments` segments per type enter the fit, a uniform random sample
     drawn as the songs are read one at a time (`Reservoir`): `fit` and `transform` hold
     one song's features at a time, so that `X` may be a `StoredFeatures` of any size.
@@ -115,6 +119,7 @@ class AudioWords(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "segment_frames": [Interval(Integral, 1, None, closed="left")],
+        "phases": [Interval(Integral, 1, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "n_words": [Interval(Integral, 1, None, closed="left")],
         "max_fit_segments": [Interval(Integral, 1, None, closed="left")],
@@ -124,12 +129,14 @@ class AudioWords(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         segment_frames: int = WordsSettings.segment_frames,
+        phases: int = WordsSettings.phases,
         n_components: int = WordsSettings.n_components,
         n_words: int = WordsSettings.n_words,
         max_fit_segments: int = WordsSettings.max_fit_segments,
         random_state: int = 0,
     ) -> None:
         self.segment_frames = segment_frames
+        self.phases = phases
         self.n_components = n_components
         self.n_words = n_words
         self.max_fit_segments = max_fit_segments
@@ -137,6 +144,11 @@ class AudioWords(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Sequence[Features], y: object = None) -> AudioWords:
         self._validate_params()
+        if self.phases > self.segment_frames:
+            raise ValueError(
+                f"AudioWords: phases ({self.phases}) must not exceed segment_frames "
+                f"({self.segment_frames}): each phase starts on a frame of its own"
+            )
         if len(X) == 0:
             raise ValueError("AudioWords.fit needs at least one song")
         rng = np.random.default_rng(self.random_state)
@@ -169,15 +181,25 @@ class AudioWords(TransformerMixin, BaseEstimator):
     def encode(self, song: Features) -> np.ndarray:
         """One song's features -> word indices (n_views, n_types, n_segments), `word_dtype`."""
         check_is_fitted(self, "centroids_")
-        return np.stack([self._encode_view(view) for view in split_views(song)])
+        return np.concatenate([self._encode_view(view) for view in split_views(song)])
 
     def _encode_view(self, view: Features) -> np.ndarray:
-        """One view's features -> word indices (n_types, n_segments), `word_dtype`."""
-        rows = []
-        for name in self.types_:
-            white = self.whitening_[name](segments(view[name], self.segment_frames))
-            rows.append(pairwise_distances_argmin(white, self.centroids_[name]))
-        return np.stack(rows).astype(word_dtype(self.n_words))
+        """One view's features -> word indices (n_phases, n_types, n_segments), `word_dtype`:
+        every phase that holds a whole segment, cut to the length of the last of them."""
+        n_frames, size = len(view[self.types_[0]]), self.segment_frames
+        starts = [p * size // self.phases for p in range(self.phases)]
+        starts = [s for s in starts if n_frames - s >= size]
+        n_segments = (n_frames - starts[-1]) // size
+        phases = []
+        for start in starts:
+            rows = []
+            for name in self.types_:
+                seg = segments(view[name][start:], size)[:n_segments]
+                rows.append(
+                    pairwise_distances_argmin(self.whitening_[name](seg), self.centroids_[name])
+                )
+            phases.append(np.stack(rows))
+        return np.stack(phases).astype(word_dtype(self.n_words))
 
     def transform(self, X: Sequence[Features]) -> WordSequences:
         check_is_fitted(self, "centroids_")

@@ -149,6 +149,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
     _model_option(
         p,
+        "--phases",
+        "words.phases",
+        type=positive_int,
+        help="word sequences per song, each starting a fraction of a word later (1: one)",
+    )
+    _model_option(
+        p,
         "--components",
         "words.n_components",
         type=positive_int,
