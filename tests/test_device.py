@@ -69,12 +69,16 @@ def test_cuda_is_refused_in_one_line_where_absent(no_cuda):
         fitted.set_params(device="cuda").predict(X)
 
 
-def test_dropout_masks_come_from_the_cpu_generator_as_nn_dropout_draws_them():
-    x = torch.randn(32, 50, requires_grad=True)
+def test_dropout_masks_come_from_the_cpu_generator():
+    x = torch.randn(200, 50, requires_grad=True)
     torch.manual_seed(5)
-    expected = torch.nn.Dropout(0.5).train()(x)
+    kept = torch.rand(x.shape) < 0.7
     torch.manual_seed(5)
-    assert torch.equal(HostDropout(0.5).train()(x), expected)
+    out = HostDropout(0.3).train()(x)
+    assert torch.equal(out, x * (kept.float() / 0.7))
+    assert 0.28 < 1 - kept.float().mean() < 0.32
+    out.sum().backward()  # the gradient passes where the unit was kept, scaled alike
+    assert torch.equal(x.grad, kept.float() / 0.7)
     assert HostDropout(0.5).eval()(x) is x and HostDropout(0.0).train()(x) is x
 
 
