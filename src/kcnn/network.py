@@ -156,19 +156,18 @@ class KCNN(nn.Module):
         if self.first_path(words) == "plain":
             x = torch.cat([table(words[:, i] + 1) for i, table in enumerate(self.lookups)], dim=-1)
             return conv(x.transpose(1, 2) * mask)
-        # table[((i * n + v + 1) * window + j] = (W_j M_i)[v + 1]: offset j's weights on word
+        # table[(i * n + v + 1) * window + j] = (W_j M_i)[v + 1]: offset j's weights on word
         # v of type i, from one batched product of the tables and weights, each zero-padded
         # to n = 1 + the most words and to the most dimensions; row 0 of each type is zero
         units, n, d = conv.out_channels, 1 + max(cfg.n_words), max(dims)
         weight = conv.weight.permute(1, 2, 0).reshape(sum(dims), window * units)
-        lookups = [
+        lookups = [  # (n, d) each: rows 1.. the words', row 0 zero (padding, fixed)
             F.pad(t.weight[1:], (0, d - t.embedding_dim, 1, n - t.num_embeddings))
             for t in self.lookups
         ]
         weights = [F.pad(w, (0, 0, 0, d - len(w))) for w in weight.split(dims)]
-        table = torch.bmm(
-            torch.stack(lookups), torch.stack(weights)
-        )  # (n_types, n, window * units)
+        # (n_types, n, window * units)
+        table = torch.bmm(torch.stack(lookups), torch.stack(weights))
         # rows[b, t, i, j]: the product read for word t + j - window // 2 of type i (-1 past
         # the song: the zero row)
         words = F.pad(words.masked_fill(~mask, -1), (window // 2, window // 2), value=-1)
