@@ -410,3 +410,14 @@ def test_the_collection_is_not_shown_to_other_hosts(served):
         head = f"GET /api/info HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         status, _, seconds = exchange(port, head.encode(), [])
         assert (host, status) == (host, expected) and seconds < ANSWER_SECONDS
+
+
+def test_settings_that_do_not_fit_together_are_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "m"
+    code = main(
+        ["train", str(tmp_path), "--out", str(out), "--segment-frames", "2", "--phases", "3"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "phases (3)" in err and "segment_frames (2)" in err
+    assert not out.exists()

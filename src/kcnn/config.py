@@ -52,6 +52,13 @@ class WordsSettings(Section):
     n_words: int = 256
     max_fit_segments: int = 50_000
 
+    def __post_init__(self) -> None:
+        if self.phases > self.segment_frames:
+            raise ValueError(
+                f"phases ({self.phases}) must not exceed segment_frames "
+                f"({self.segment_frames}): each phase starts on a frame of its own"
+            )
+
 
 @dataclass(frozen=True)
 class KCNNSettings(Section):

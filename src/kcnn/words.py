@@ -144,11 +144,7 @@ class AudioWords(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Sequence[Features], y: object = None) -> AudioWords:
         self._validate_params()
-        if self.phases > self.segment_frames:
-            raise ValueError(
-                f"AudioWords: phases ({self.phases}) must not exceed segment_frames "
-                f"({self.segment_frames}): each phase starts on a frame of its own"
-            )
+        WordsSettings.of(self)  # raises ValueError if the settings do not fit together
         if len(X) == 0:
             raise ValueError("AudioWords.fit needs at least one song")
         rng = np.random.default_rng(self.random_state)

@@ -249,15 +249,16 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 def model_config(args: argparse.Namespace, types: Sequence[str]) -> ModelConfig:
     """The config given by `add_model_options`, of feature `types`."""
     given = vars(args)
-    return ModelConfig(
-        feature_settings(args, types),
-        **{
+    try:
+        sections = {
             stage: section.from_dict(
                 {key.split(".", 1)[1]: v for key, v in given.items() if key.startswith(f"{stage}.")}
             )
             for stage, section in SECTIONS.items()
-        },
-    )
+        }
+    except ValueError as err:
+        raise KcnnError(str(err)) from err
+    return ModelConfig(feature_settings(args, types), **sections)
 
 
 def add_cache_options(parser: argparse.ArgumentParser) -> None:

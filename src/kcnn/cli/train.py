@@ -94,8 +94,8 @@ def refit(
 
 def run(args: argparse.Namespace) -> int:
     MODEL.check(args.out)
-    data = read_labelled(args.data)
     model = build_model(args, model_config(args, parse_types(args.features)))
+    data = read_labelled(args.data)
     batch = extract_or_fail(
         args, data.paths, model.feature_settings, model.min_frames, workers_of(args)
     )
