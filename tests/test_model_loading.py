@@ -123,6 +123,17 @@ def test_a_model_of_format_3_loads_unless_its_convolutions_are_stacked(tiny_mode
         MusicModel.load(tmp_path / "m")
 
 
+@pytest.mark.parametrize("version", [3, 4])
+def test_a_model_saved_before_words_came_in_phases_reads_one_phase(version, tiny_model, tmp_path):
+    _, model, _ = tiny_model
+    shutil.copytree(model, tmp_path / "m")
+    assert MusicModel.load(tmp_path / "m").pipeline.named_steps["words"].phases == 2
+    edit_settings(lambda s: (s.update(format_version=version), s["words"].pop("phases")))(
+        tmp_path / "m"
+    )
+    assert MusicModel.load(tmp_path / "m").pipeline.named_steps["words"].phases == 1
+
+
 def test_the_cli_reports_a_damaged_model_in_one_line(tiny_model, tmp_path, capsys):
     _, model, _ = tiny_model
     shutil.copytree(model, tmp_path / "m")
