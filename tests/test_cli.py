@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -242,3 +244,15 @@ def test_train_on_a_missing_folder_is_one_line(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "Traceback" not in err
+
+
+def test_the_list_of_commands_answers_without_loading_them():
+    code = (
+        "import sys\nfrom kcnn.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'kcnn.cli.train' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "train a model on a labelled collection" in run.stdout
+    assert "find the songs most similar to a song" in run.stdout
+    assert run.stdout.splitlines()[-1] == "False False"

@@ -28,10 +28,12 @@ from kcnn.cli.common import (
 from kcnn.features import FeatureSettings
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
     p = commands.add_parser(
-        "benchmark",
-        help="compare KCNN and its competitors as in the paper",
+        name,
+        help=summary,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -80,6 +82,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_quiet_option(p)
     add_worker_options(p)
     p.set_defaults(run=run)
+    return p
 
 
 def _names(text: str) -> tuple[str, ...]:

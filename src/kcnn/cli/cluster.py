@@ -22,14 +22,17 @@ from kcnn.errors import KcnnError
 from kcnn.index import SongIndex
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("cluster", help="group the songs of an index", description=__doc__)
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument("index", type=Path, help="index folder written by 'kcnn index'")
     add_cluster_options(p)
     p.add_argument(
         "--out", type=Path, default=None, help="CSV to write (default: INDEX-clusters.csv)"
     )
     p.set_defaults(run=run)
+    return p
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:

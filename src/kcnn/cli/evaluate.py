@@ -21,10 +21,10 @@ from kcnn.evaluation import format_score, score
 from kcnn.model import CLASSIFIERS, MusicModel
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "evaluate", help="score a model on a labelled collection", description=__doc__
-    )
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
     p.add_argument(
         "data", type=Path, help="folder with one sub-folder per label, or CSV path,label"
@@ -39,6 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_quiet_option(p)
     add_worker_options(p)
     p.set_defaults(run=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

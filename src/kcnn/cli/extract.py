@@ -21,8 +21,10 @@ from kcnn.cli.common import (
 from kcnn.dataset import find_audio
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("extract", help="compute and cache frame features", description=__doc__)
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument(
         "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
     )
@@ -35,6 +37,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_quiet_option(p)
     add_worker_options(p)
     p.set_defaults(run=run, no_cache=False)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,10 +31,10 @@ from kcnn.model import MusicModel
 LABEL_RULES = ("auto", "folder", "none")
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "index", help="build or update a similarity index of songs", description=__doc__
-    )
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
     p.add_argument(
         "inputs",
@@ -53,6 +53,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_quiet_option(p)
     add_worker_options(p)
     p.set_defaults(run=run)
+    return p
 
 
 def folder_labels(root: Path, files: list[Path], rule: str) -> list[str | None]:

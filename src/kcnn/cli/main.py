@@ -4,40 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from importlib import import_module
 from typing import NoReturn
 
 from kcnn import __version__
-from kcnn.cli import (
-    benchmark,
-    cluster,
-    embed,
-    evaluate,
-    extract,
-    index,
-    maps,
-    predict,
-    serve,
-    similar,
-    train,
-)
-from kcnn.cli.common import add_threads_option
 from kcnn.errors import KcnnError
 from kcnn.threads import available_cores, limit_threads
 
-COMMANDS = (
-    train,
-    predict,
-    evaluate,
-    embed,
-    extract,
-    index,
-    similar,
-    cluster,
-    maps,
-    serve,
-    benchmark,
-)
+COMMANDS = {
+    "train": ("train", "train a model on a labelled collection"),
+    "predict": ("predict", "predict the label of songs"),
+    "evaluate": ("evaluate", "score a model on a labelled collection"),
+    "embed": ("embed", "write song-level representations"),
+    "extract": ("extract", "compute and cache frame features"),
+    "index": ("index", "build or update a similarity index of songs"),
+    "similar": ("similar", "find the songs most similar to a song"),
+    "cluster": ("cluster", "group the songs of an index"),
+    "map": ("maps", "draw a 2-D map of the songs of an index"),
+    "serve": ("serve", "serve a web page to try a model"),
+    "benchmark": ("benchmark", "compare KCNN and its competitors as in the paper"),
+}
+"""Sub-command -> its module in kcnn.cli (imported only when the command is used, so that
+`kcnn --help` answers at once) and its one-line summary."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,23 +36,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """kcnn's parser, with the options of the sub-commands in `only` (default: all); the
+    others are listed with their summary but take no options."""
     parser = Parser(
         prog="kcnn",
         description="Learn what music sounds like: audio words, a k-max pooling CNN, an SVM.",
     )
     parser.add_argument("--version", action="version", version=f"kcnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(commands)
-    for sub_command in commands.choices.values():
-        add_threads_option(sub_command)
+    for name, (module, summary) in COMMANDS.items():
+        if only is None or name in only:
+            sub = import_module(f"kcnn.cli.{module}").add_parser(commands, name, summary)
+            import_module("kcnn.cli.common").add_threads_option(sub)
+        else:
+            commands.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command; a user error prints one line and returns 2."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(only=argv[:1]).parse_args(argv)
     # kcnn's own process computes alone: all cores, or what its command says it can use
     limit_threads(args.threads or getattr(args, "own_threads", None) or available_cores())
     try:

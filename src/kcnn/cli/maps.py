@@ -19,10 +19,10 @@ from kcnn.maps import map_data, write_html, write_png
 WRITERS = {".png": write_png, ".html": write_html}
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "map", help="draw a 2-D map of the songs of an index", description=__doc__
-    )
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument("index", type=Path, help="index folder written by 'kcnn index'")
     p.add_argument(
         "--out", type=Path, nargs="+", required=True, help="FILE.png and/or FILE.html to write"
@@ -35,6 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     add_cluster_options(p)
     p.set_defaults(run=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

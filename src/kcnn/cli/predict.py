@@ -23,8 +23,10 @@ from kcnn.errors import printable
 from kcnn.model import CLASSIFIERS, MusicModel
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("predict", help="predict the label of songs", description=__doc__)
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
     p.add_argument(
         "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
@@ -41,6 +43,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_quiet_option(p)
     add_worker_options(p)
     p.set_defaults(run=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,8 +19,10 @@ from kcnn.model import CLASSIFIERS, MusicModel
 from kcnn.web import LOCAL_HOSTS, MAX_UPLOAD_BYTES
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("serve", help="serve a web page to try a model", description=__doc__)
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument("model", type=Path, help="model folder written by 'kcnn train'")
     p.add_argument("--index", type=Path, default=None, help="index folder written by 'kcnn index'")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -44,6 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_device_option(p)
     add_duration_option(p)
     p.set_defaults(run=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

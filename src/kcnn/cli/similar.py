@@ -28,10 +28,10 @@ from kcnn.index import Neighbour, SongIndex
 from kcnn.model import MusicModel
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "similar", help="find the songs most similar to a song", description=__doc__
-    )
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument("index", type=Path, help="index folder written by 'kcnn index'")
     p.add_argument("query", type=Path, help="audio file")
     p.add_argument("-n", type=positive_int, default=10, help="number of songs (default 10)")
@@ -44,6 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_duration_option(p)
     add_quiet_option(p)
     p.set_defaults(run=run)
+    return p
 
 
 def query_vector(args: argparse.Namespace, index: SongIndex) -> np.ndarray:

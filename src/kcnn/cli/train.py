@@ -35,10 +35,10 @@ from kcnn.refit import FinalFit, final_config
 from kcnn.threads import TRAINING_THREADS, available_cores
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "train", help="train a model on a labelled collection", description=__doc__
-    )
+def add_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=summary, description=__doc__)
     p.add_argument(
         "data", type=Path, help="folder with one sub-folder per label, or CSV path,label"
     )
@@ -61,6 +61,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_quiet_option(p)
     add_worker_options(p)
     p.set_defaults(run=run, own_threads=TRAINING_THREADS)
+    return p
 
 
 def build_model(args: argparse.Namespace, config: ModelConfig) -> MusicModel:
