@@ -167,7 +167,7 @@ def test_own_process_threads(monkeypatch, args, threads):
     monkeypatch.setattr(cli, "available_cores", lambda: 2)
     monkeypatch.setattr(cli, "limit_threads", seen.append)
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda only=None: parser)
     for command in parser._subparsers._group_actions[0].choices.values():
         command.set_defaults(run=lambda args: 0)
     positional = {"train": ["data", "--out", "m"], "embed": ["m", "x.wav", "--out", "v"]}
