@@ -15,7 +15,7 @@ import torch
 from shared_data import GTZAN_MINI, write_manifest
 from threadpoolctl import threadpool_limits
 
-from kcnn import maps
+from kcnn import __version__, maps
 from kcnn.benchmark import BenchmarkSettings, MethodSettings, run_benchmark
 from kcnn.benchmark.methods import METHODS, FoldMethods
 from kcnn.benchmark.representations import CodeSettings
@@ -195,6 +195,17 @@ def test_other_settings_are_refused_not_mixed(report, manifest, capsys):
     code, _ = run_cli(*args)
     assert code == 2
     assert "words.n_words: 8 there, 16 here" in capsys.readouterr().err
+
+
+def test_results_of_another_kcnn_version_are_refused_not_mixed(report, manifest, capsys):
+    state = json.loads((report / "state.json").read_text())
+    state["key"]["kcnn"] = "0.0.1"
+    other = manifest.parent / "older"
+    shutil.copytree(report, other)
+    (other / "state.json").write_text(json.dumps(state))
+    code, _ = run_cli("benchmark", manifest, "--out", other, "--features", "mel", *TINY, "-q")
+    assert code == 2
+    assert f"kcnn: '0.0.1' there, '{__version__}' here" in capsys.readouterr().err
 
 
 def test_no_cache_keeps_features_in_a_removed_temporary_folder(manifest, tmp_path, no_cache):

@@ -176,7 +176,7 @@ def run_benchmark(
         labels = songs.files.labels
         state = BenchmarkState(
             out / "state.json",
-            settings.key(),
+            {"kcnn": __version__, **settings.key()},
             [(str(p), lab) for p, lab in zip(songs.files.paths, labels, strict=True)],
             restart,
         )

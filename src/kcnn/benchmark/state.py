@@ -1,9 +1,10 @@
 """The finished work of a benchmark, kept in REPORT/state.json so that a re-run resumes.
 
-The file is rewritten atomically after each fitted model. It records the settings that
-the results depend on and the songs (path and label); a re-run with other settings or
-other songs is refused, never mixed in. More runs, methods or feature sets may be added:
-finished units are skipped and only the missing ones are computed.
+The file is rewritten atomically after each fitted model. It records what the results
+depend on (the kcnn version and the settings) and the songs (path and label); a re-run
+with another version, other settings or other songs is refused, never mixed in. More
+runs, methods or feature sets may be added: finished units are skipped and only the
+missing ones are computed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _plain(value: Any) -> Any:
 class BenchmarkState:
     """Per unit: the test songs, predictions per method, and seconds and loss per model.
 
-    key: the settings the results depend on; songs: (path, label) of every song, in the
+    key: what the results depend on (version, settings); songs: (path, label) of every song, in the
     order fold indices refer to. With `restart`, a previous state at `path` is discarded.
     """
 
