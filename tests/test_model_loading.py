@@ -134,6 +134,23 @@ def test_a_model_saved_before_words_came_in_phases_reads_one_phase(version, tiny
     assert MusicModel.load(tmp_path / "m").pipeline.named_steps["words"].phases == 1
 
 
+@pytest.mark.parametrize("version", [3, 4, 5])
+def test_a_model_saved_before_layer_norm_is_read_without_it(version, tiny_model, tmp_path):
+    _, model, _ = tiny_model
+    shutil.copytree(model, tmp_path / "m")
+    kcnn = MusicModel.load(tmp_path / "m").pipeline.named_steps["kcnn"]
+    assert kcnn.layer_norm and kcnn.network_.norm is not None
+
+    def older(settings: dict) -> None:
+        settings.update(format_version=version)
+        settings["kcnn"].pop("layer_norm")
+        settings["network"].pop("layer_norm")
+
+    edit_settings(older)(tmp_path / "m")
+    kcnn = MusicModel.load(tmp_path / "m").pipeline.named_steps["kcnn"]
+    assert not kcnn.layer_norm and kcnn.network_.norm is None
+
+
 def test_the_cli_reports_a_damaged_model_in_one_line(tiny_model, tmp_path, capsys):
     _, model, _ = tiny_model
     shutil.copytree(model, tmp_path / "m")

@@ -257,6 +257,25 @@ def test_the_gathered_first_layer_does_not_depend_on_the_thread_count():
         torch.testing.assert_close(four[name], value, **BATCHED, msg=name)
 
 
+@pytest.mark.parametrize("layer_norm", [True, False])
+def test_layer_norm_makes_the_representation_blind_to_the_scale_of_the_pooled_features(
+    layer_norm,
+):
+    torch.manual_seed(0)
+    net = KCNN(small_config(layer_norm=layer_norm)).eval()
+    words, lengths = random_batch(net.config, [9, 4, 12], seed=1)
+    before = net.represent(words, lengths)
+    with torch.no_grad():  # the convolution's outputs, hence the pooled features, x 5
+        net.convs[0].weight.mul_(5)
+        net.convs[0].bias.mul_(5)
+    after = net.represent(words, lengths)
+    assert torch.allclose(before, after, **BATCHED) == layer_norm
+    if layer_norm:
+        pooled = net.norm(torch.randn(3, net.norm.normalized_shape[0]) * 7 + 2)
+        torch.testing.assert_close(pooled.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
+        torch.testing.assert_close(pooled.std(1, unbiased=False), torch.ones(3), **BATCHED)
+
+
 def test_the_parameters_keep_their_names():
     net = KCNN(small_config(conv_units=(8, 8)))
     assert list(net.state_dict()) == [

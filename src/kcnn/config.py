@@ -68,6 +68,7 @@ class KCNNSettings(Section):
     conv_units: tuple[int, ...] = (500,)
     k: int = 5
     dynamic_k: bool = False
+    layer_norm: bool = True
     hidden_units: tuple[int, ...] = (300,)
     dropout: float = 0.5
     freeze_embeddings: bool = False

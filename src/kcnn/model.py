@@ -27,11 +27,12 @@ from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
 from kcnn.words import AudioWords, Whitening
 
-FORMAT_VERSION = 5
-"""5: words in phases (`WordsSettings.phases`); a model of format 3 or 4 was fitted on one
-phase and is read with one. 4: tanh between stacked convolution layers; format 3 had
-sigmoids there, and a format-3 model of one convolution layer (none in between) computes
-the same and is read."""
+FORMAT_VERSION = 6
+"""6: layer normalisation of the pooled features (`KCNNSettings.layer_norm`); a model of
+format 3 to 5 had none and is read without. 5: words in phases (`WordsSettings.phases`);
+a model of format 3 or 4 was fitted on one phase and is read with one. 4: tanh between
+stacked convolution layers; format 3 had sigmoids there, and a format-3 model of one
+convolution layer (none in between) computes the same and is read."""
 MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
 """A model folder: settings.json holds a format_version."""
 CLASSIFIERS = ("svm", "softmax")
@@ -211,6 +212,9 @@ class MusicModel:
             )
         if found in (3, 4):  # saved before words came in phases: fitted on one
             settings["words"] = {**settings.get("words", {}), "phases": 1}
+        if found in (3, 4, 5):  # saved before layer normalisation: fitted without
+            for section in ("kcnn", "network"):
+                settings[section] = {**settings.get(section, {}), "layer_norm": False}
         with damaged(settings_file, ModelError):
             network = _check_settings(settings)
             pipeline = make_pipeline(
@@ -238,7 +242,7 @@ def _same_as_current(version: object, settings: dict[str, Any]) -> bool:
     """Whether a model of an earlier format `version` computes as it would in this one."""
     network = settings.get("network")
     layers = network.get("conv_units") if isinstance(network, dict) else None
-    return version == 4 or (version == 3 and isinstance(layers, list) and len(layers) == 1)
+    return version in (4, 5) or (version == 3 and isinstance(layers, list) and len(layers) == 1)
 
 
 class _OneOf:

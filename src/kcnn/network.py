@@ -24,6 +24,7 @@ class KCNNConfig:
     conv_units: tuple[int, ...] = KCNNSettings.conv_units  # one entry per convolution layer
     k: int = KCNNSettings.k  # k of k-max pooling
     dynamic_k: bool = KCNNSettings.dynamic_k  # k-max pooling after every lower convolution
+    layer_norm: bool = KCNNSettings.layer_norm  # pooled features standardised per example
     hidden_units: tuple[int, ...] = KCNNSettings.hidden_units  # the last is the representation
     dropout: float = 0.0  # dropout rate on the pooled features and the hidden layers
     freeze_embeddings: bool = KCNNSettings.freeze_embeddings  # "ULT": lookup tables fixed
@@ -99,8 +100,10 @@ class KCNN(nn.Module):
             convs.append(nn.Conv1d(width, units, config.window, padding=config.window // 2))
             width = units
         self.convs = nn.ModuleList(convs)
-        hidden: list[nn.Module] = []
         width *= config.k
+        # each example's pooled features to mean 0 and variance 1 (no learned scale or shift)
+        self.norm = nn.LayerNorm(width, elementwise_affine=False) if config.layer_norm else None
+        hidden: list[nn.Module] = []
         for units in config.hidden_units:
             hidden += [HostDropout(config.dropout), nn.Linear(width, units), nn.Sigmoid()]
             width = units
@@ -132,8 +135,10 @@ class KCNN(nn.Module):
             # tanh, centred on 0 (Kalchbrenner et al. 2014): after sigmoids (mean 0.5) the
             # upper layer's input barely varied, and stacked layers did not learn
             x = conv(torch.tanh(x) * mask)  # (batch, units, time)
-        pooled = kmax_pool(x, self.config.k, lengths)  # (batch, units, k)
-        return self.hidden(pooled.flatten(1))
+        pooled = kmax_pool(x, self.config.k, lengths).flatten(1)  # (batch, units * k)
+        if self.norm is not None:
+            pooled = self.norm(pooled)
+        return self.hidden(pooled)
 
     def first_path(self, words: torch.Tensor) -> Literal["plain", "gathered"]:
         """How `first_conv` computes on `words` (batch, n_types, time): `first_layer`, or if

@@ -148,6 +148,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "conv_units": [tuple, list],
         "k": [Interval(Integral, 1, None, closed="left")],
         "dynamic_k": ["boolean"],
+        "layer_norm": ["boolean"],
         "hidden_units": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "freeze_embeddings": ["boolean"],
@@ -173,6 +174,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         conv_units: tuple[int, ...] = KCNNSettings.conv_units,
         k: int = KCNNSettings.k,
         dynamic_k: bool = KCNNSettings.dynamic_k,
+        layer_norm: bool = KCNNSettings.layer_norm,
         hidden_units: tuple[int, ...] = KCNNSettings.hidden_units,
         dropout: float = KCNNSettings.dropout,
         freeze_embeddings: bool = KCNNSettings.freeze_embeddings,
@@ -195,6 +197,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.conv_units = conv_units
         self.k = k
         self.dynamic_k = dynamic_k
+        self.layer_norm = layer_norm
         self.hidden_units = hidden_units
         self.dropout = dropout
         self.freeze_embeddings = freeze_embeddings
@@ -222,6 +225,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             conv_units=tuple(self.conv_units),
             k=self.k,
             dynamic_k=self.dynamic_k,
+            layer_norm=self.layer_norm,
             hidden_units=tuple(self.hidden_units),
             dropout=self.dropout,
             freeze_embeddings=self.freeze_embeddings,

@@ -211,6 +211,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         help="k-max pooling after every lower convolution, k by song length",
     )
     _model_option(
+        p,
+        "--no-layer-norm",
+        "kcnn.layer_norm",
+        action="store_false",
+        help="feed the pooled features to the sigmoid layer as they are (as in the paper)",
+    )
+    _model_option(
         p, "--dropout", "kcnn.dropout", type=fraction, help="dropout rate of the hidden layers"
     )
     _model_option(
