@@ -119,3 +119,29 @@ def test_killing_a_command_ends_its_worker_processes(tmp_path, name):
         run.wait()
     # they end once started (importing takes seconds, more on a busy machine)
     wait_until(lambda: not any(alive(w) for w in workers), 60)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_sigterm_ends_a_command_and_its_workers_cleanly(tmp_path, name):
+    command, *options = COMMANDS[name]
+    args = [command, str(songs_folder(tmp_path)), *options, "-q"]
+    if name == "benchmark":
+        args += ["--methods", "kcnn"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kcnn.cli.main", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        workers = wait_until(lambda: spawned_children(run.pid), 120)
+        time.sleep(3)  # the workers are computing
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    # one line, no traceback, no warning of semaphores left behind by a killed process
+    assert (run.returncode, err) == (128 + signal.SIGTERM, "kcnn: terminated\n")
+    assert not any(alive(w) for w in workers)
+    assert not list(tmp_path.rglob("*.tmp")), "temporary files left behind"

@@ -10,6 +10,8 @@ however that happened.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import threading
 import time
 
@@ -20,10 +22,12 @@ PARENT_POLL_SECONDS = 0.5
 
 
 def start_worker(threads: int, parent: int) -> None:
-    """First thing in a spawned worker: its libraries use `threads` threads, and it ends
-    with process `parent` (the pid of the process that started it, as that one saw it)."""
+    """First thing in a spawned worker: its libraries use `threads` threads, it ends with
+    process `parent` (the pid of the process that started it, as that one saw it), and
+    on SIGTERM it exits as Python does, releasing what it holds (its semaphores)."""
     exit_with_parent(parent)
     limit_threads(threads)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def exit_with_parent(parent: int, interval: float = PARENT_POLL_SECONDS) -> None:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import signal
 import sys
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import import_module
+from types import FrameType
 from typing import NoReturn
 
 from kcnn import __version__
@@ -54,6 +59,31 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (kill, timeout, a service manager): kcnn ends as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
+    # the worker processes first, so that nothing waits for the models they are fitting
+    for child in multiprocessing.active_children():
+        child.terminate()
+    raise Terminated
+
+
+@contextmanager
+def terminable() -> Iterator[None]:
+    """Inside, SIGTERM ends this process's worker processes and raises `Terminated` in the
+    main thread, so that what is being written is cleaned up as after Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command; a user error prints one line and returns 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -61,13 +91,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # kcnn's own process computes alone: all cores, or what its command says it can use
     limit_threads(args.threads or getattr(args, "own_threads", None) or available_cores())
     try:
-        return args.run(args)
+        with terminable():
+            return args.run(args)
     except KcnnError as err:
         print(f"kcnn: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kcnn: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("kcnn: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":
