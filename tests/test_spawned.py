@@ -99,41 +99,37 @@ COMMANDS = {  # the final model is fitted in a second process; the benchmark has
 }
 
 
-@pytest.mark.parametrize("name", COMMANDS)
-def test_killing_a_command_ends_its_worker_processes(tmp_path, name):
+def start_command(tmp_path: Path, name: str) -> subprocess.Popen:
+    """`kcnn` running COMMANDS[name] on `songs_folder` in `tmp_path`; its stderr piped."""
     command, *options = COMMANDS[name]
     args = [command, str(songs_folder(tmp_path)), *options, "-q"]
     if name == "benchmark":
         args += ["--methods", "kcnn"]
-    run = subprocess.Popen(
-        [sys.executable, "-m", "kcnn.cli.main", *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        workers = wait_until(lambda: spawned_children(run.pid), 120)
-        time.sleep(1)
-    finally:
-        run.send_signal(signal.SIGKILL)
-        run.wait()
-    # they end once started (importing takes seconds, more on a busy machine)
-    wait_until(lambda: not any(alive(w) for w in workers), 60)
-
-
-@pytest.mark.parametrize("name", COMMANDS)
-def test_sigterm_ends_a_command_and_its_workers_cleanly(tmp_path, name):
-    command, *options = COMMANDS[name]
-    args = [command, str(songs_folder(tmp_path)), *options, "-q"]
-    if name == "benchmark":
-        args += ["--methods", "kcnn"]
-    run = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "kcnn.cli.main", *args],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_killing_a_command_ends_its_worker_processes(tmp_path, name):
+    run = start_command(tmp_path, name)
+    try:
+        workers = wait_until(lambda: spawned_children(run.pid), 120)
+        time.sleep(1)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.communicate()
+    # they end once started (importing takes seconds, more on a busy machine)
+    wait_until(lambda: not any(alive(w) for w in workers), 60)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_sigterm_ends_a_command_and_its_workers_cleanly(tmp_path, name):
+    run = start_command(tmp_path, name)
     try:
         workers = wait_until(lambda: spawned_children(run.pid), 120)
         time.sleep(3)  # the workers are computing
