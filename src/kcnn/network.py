@@ -1,4 +1,5 @@
-"""The KCNN: lookup tables, convolution over texture windows, k-max pooling, sigmoid layers."""
+"""The KCNN: lookup tables, convolution over texture windows, k-max pooling, layer
+normalisation, sigmoid layers."""
 
 from __future__ import annotations
 
