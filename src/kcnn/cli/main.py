@@ -64,6 +64,7 @@ class Terminated(BaseException):
 
 
 def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends kcnn at once
     # the worker processes first, so that nothing waits for the models they are fitting
     for child in multiprocessing.active_children():
         child.terminate()
