@@ -256,3 +256,29 @@ def test_the_list_of_commands_answers_without_loading_them():
     assert "train a model on a labelled collection" in run.stdout
     assert "find the songs most similar to a song" in run.stdout
     assert run.stdout.splitlines()[-1] == "False False"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "train",
+        "predict",
+        "evaluate",
+        "embed",
+        "extract",
+        "index",
+        "similar",
+        "cluster",
+        "map",
+        "serve",
+    ],
+)
+def test_a_commands_help_answers_without_loading_the_network_or_scikit_learn(command):
+    code = (
+        "import sys\nfrom kcnn.cli.main import main\n"
+        f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert f"usage: kcnn {command}" in run.stdout
+    assert run.stdout.splitlines()[-1] == "False False"

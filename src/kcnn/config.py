@@ -8,6 +8,11 @@ from typing import Any, Self
 
 from kcnn.features import FeatureSettings
 
+DEVICES = ("auto", "cpu", "cuda")
+"""Where the network may run: "cuda" (a GPU), "cpu", or "auto" (CUDA if present, else the CPU)."""
+CLASSIFIERS = ("svm", "softmax")
+"""What labels a song: the SVM on the song-level representation, or the network's softmax."""
+
 
 class Section:
     """A frozen dataclass of one stage's parameters, named as the estimator's."""

@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from kcnn import __version__
 from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
 from kcnn.audio import MAX_DURATION
-from kcnn.config import SECTIONS, ModelConfig
+from kcnn.config import CLASSIFIERS, SECTIONS, ModelConfig
 from kcnn.errors import KcnnError, ModelError, damaged
 from kcnn.extraction import FeatureExtractor, Features
 from kcnn.features import FEATURE_TYPES, FeatureSettings
@@ -35,7 +35,6 @@ stacked convolution layers; format 3 had sigmoids there, and a format-3 model of
 convolution layer (none in between) computes the same and is read."""
 MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
 """A model folder: settings.json holds a format_version."""
-CLASSIFIERS = ("svm", "softmax")
 _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
     "kcnn.svm.SVMClassifier",
     "sklearn.calibration._CalibratedClassifier",

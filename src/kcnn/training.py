@@ -15,13 +15,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from kcnn.config import KCNNSettings
+from kcnn.config import DEVICES, KCNNSettings
 from kcnn.errors import KcnnError
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.words import WordSequences
-
-DEVICES = ("auto", "cpu", "cuda")
-"""Where the network may run: "cuda" (a GPU), "cpu", or "auto" (CUDA if present, else the CPU)."""
 
 
 def resolve_device(name: str) -> torch.device:

@@ -12,14 +12,16 @@ import argparse
 import csv
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kcnn.atomic import atomic_file
 from kcnn.cli.common import positive_int
-from kcnn.clustering import agreement, cluster, default_clusters
 from kcnn.errors import KcnnError
-from kcnn.index import SongIndex
+
+if TYPE_CHECKING:
+    from kcnn.index import SongIndex
 
 
 def add_parser(
@@ -47,6 +49,8 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
 
 def cluster_index(index: SongIndex, k: int | None, seed: int) -> np.ndarray:
     """Cluster number per song of `index`, int (n_songs,)."""
+    from kcnn.clustering import cluster, default_clusters
+
     if k is None:
         k = default_clusters(index.labels)
     if k > len(index):
@@ -55,6 +59,9 @@ def cluster_index(index: SongIndex, k: int | None, seed: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kcnn.clustering import agreement  # the stack, imported when the command runs
+    from kcnn.index import SongIndex
+
     index = SongIndex.load(args.index)
     clusters = cluster_index(index, args.clusters, args.seed)
     out = args.out or args.index.with_name(f"{args.index.name}-clusters.csv")

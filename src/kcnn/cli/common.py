@@ -7,17 +7,18 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kcnn.audio import MAX_DURATION
 from kcnn.cache import FeatureCache, default_cache_dir, temporary_cache
-from kcnn.config import SECTIONS, ModelConfig
+from kcnn.config import DEVICES, SECTIONS, ModelConfig
 from kcnn.errors import KcnnError
-from kcnn.extraction import BatchResult, extract_batch
 from kcnn.features import DEFAULT_SETTINGS, FeatureSettings
 from kcnn.threads import available_cores, share_of_cores
-from kcnn.training import DEVICES, resolve_device
 from kcnn.workers import IN_PROCESS, Workers
+
+if TYPE_CHECKING:
+    from kcnn.extraction import BatchResult
 
 FEATURE_SETS = {"all": ("mel", "sfm", "scf")}
 
@@ -288,6 +289,8 @@ def device(text: str) -> str:
     """argparse type: a name of DEVICES that this machine has ("cuda" only with a GPU)."""
     if text not in DEVICES:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got {text!r}")
+    from kcnn.training import resolve_device  # PyTorch, only when --device is given
+
     try:
         resolve_device(text)
     except KcnnError as err:
@@ -383,6 +386,8 @@ def extract_or_fail(
     The features stay on disk (`StoredFeatures`, see `make_cache`). The caller lists the
     skipped files at the end with `report_skipped`.
     """
+    from kcnn.extraction import extract_batch
+
     result = extract_batch(
         paths,
         settings,

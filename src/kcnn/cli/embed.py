@@ -21,7 +21,6 @@ from kcnn.cli.common import (
 )
 from kcnn.dataset import find_audio
 from kcnn.errors import KcnnError
-from kcnn.model import MusicModel
 
 
 def add_parser(
@@ -65,6 +64,8 @@ def write_embeddings(out: Path, paths: list[str], vectors: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kcnn.model import MusicModel  # the stack, imported when the command runs
+
     model = MusicModel.load(args.model, args.device)
     paths = find_audio(args.inputs)
     batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames, workers_of(args))

@@ -16,9 +16,8 @@ from kcnn.cli.common import (
     report_skipped,
     workers_of,
 )
+from kcnn.config import CLASSIFIERS
 from kcnn.dataset import read_labelled
-from kcnn.evaluation import format_score, score
-from kcnn.model import CLASSIFIERS, MusicModel
 
 
 def add_parser(
@@ -43,6 +42,9 @@ def add_parser(
 
 
 def run(args: argparse.Namespace) -> int:
+    from kcnn.evaluation import format_score, score  # the stack, imported when it runs
+    from kcnn.model import MusicModel
+
     model = MusicModel.load(args.model, args.device)
     data = read_labelled(args.data)
     batch = extract_or_fail(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kcnn.atomic import writer_lock
 from kcnn.cli.common import (
@@ -25,8 +26,9 @@ from kcnn.cli.common import (
 )
 from kcnn.dataset import find_audio, read_labelled
 from kcnn.errors import KcnnError
-from kcnn.index import INDEX, Song, SongIndex, model_fingerprint
-from kcnn.model import MusicModel
+
+if TYPE_CHECKING:
+    from kcnn.index import SongIndex
 
 LABEL_RULES = ("auto", "folder", "none")
 
@@ -90,6 +92,8 @@ def open_index(out: Path, model_dir: Path) -> SongIndex | None:
     """The index at `out` if there is one (made with this model), else None."""
     if not (out / "index.json").is_file():
         return None
+    from kcnn.index import SongIndex
+
     index = SongIndex.load(out)
     index.check_model(model_dir)
     return index
@@ -97,6 +101,8 @@ def open_index(out: Path, model_dir: Path) -> SongIndex | None:
 
 def run(args: argparse.Namespace) -> int:
     """Update the index under its lock: a concurrent run on it waits, then reads the result."""
+    from kcnn.index import INDEX  # the stack, imported when the command runs
+
     if not (args.out / "index.json").is_file():
         INDEX.check(args.out)  # before the lock file is made beside it
     with writer_lock(args.out):
@@ -104,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def update(args: argparse.Namespace) -> int:
+    from kcnn.index import Song, SongIndex, model_fingerprint
+    from kcnn.model import MusicModel
+
     index = open_index(args.out, args.model)
     model = MusicModel.load(args.model, args.device)
     paths, labels = collect(args.inputs, args.labels)

@@ -13,10 +13,6 @@ from pathlib import Path
 
 from kcnn.cli.cluster import add_cluster_options, cluster_index
 from kcnn.errors import KcnnError
-from kcnn.index import SongIndex
-from kcnn.maps import map_data, write_html, write_png
-
-WRITERS = {".png": write_png, ".html": write_html}
 
 
 def add_parser(
@@ -39,7 +35,11 @@ def add_parser(
 
 
 def run(args: argparse.Namespace) -> int:
-    bad = [str(out) for out in args.out if out.suffix.lower() not in WRITERS]
+    from kcnn.index import SongIndex  # the stack, imported when the command runs
+    from kcnn.maps import map_data, write_html, write_png
+
+    writers = {".png": write_png, ".html": write_html}
+    bad = [str(out) for out in args.out if out.suffix.lower() not in writers]
     if bad:
         raise KcnnError(f"{', '.join(bad)}: a map must end in .png or .html")
     index = SongIndex.load(args.index)
@@ -53,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
     title = f"{args.index.name}: {len(index)} songs, coloured by {colour}"
     data = map_data(index.positions, groups, [s.path for s in index.songs], title)
     for out in args.out:
-        WRITERS[out.suffix.lower()](out, data)
+        writers[out.suffix.lower()](out, data)
         print(f"map written to {out}")
     return 0

@@ -18,9 +18,9 @@ from kcnn.cli.common import (
     report_skipped,
     workers_of,
 )
+from kcnn.config import CLASSIFIERS
 from kcnn.dataset import find_audio
 from kcnn.errors import printable
-from kcnn.model import CLASSIFIERS, MusicModel
 
 
 def add_parser(
@@ -47,6 +47,8 @@ def add_parser(
 
 
 def run(args: argparse.Namespace) -> int:
+    from kcnn.model import MusicModel  # the stack, imported when the command runs
+
     model = MusicModel.load(args.model, args.device)
     paths = find_audio(args.inputs)
     batch = extract_or_fail(args, paths, model.feature_settings, model.min_frames, workers_of(args))

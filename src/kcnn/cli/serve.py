@@ -14,8 +14,7 @@ import socket
 from pathlib import Path
 
 from kcnn.cli.common import add_device_option, add_duration_option, positive_float
-from kcnn.index import SongIndex
-from kcnn.model import CLASSIFIERS, MusicModel
+from kcnn.config import CLASSIFIERS
 from kcnn.web import LOCAL_HOSTS, MAX_UPLOAD_BYTES
 
 
@@ -52,6 +51,8 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from kcnn.index import SongIndex
+    from kcnn.model import MusicModel
     from kcnn.web.app import create_app
 
     model = MusicModel.load(args.model, args.device)

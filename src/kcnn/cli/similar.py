@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,8 +25,9 @@ from kcnn.cli.common import (
     report_skipped,
 )
 from kcnn.errors import KcnnError, printable
-from kcnn.index import Neighbour, SongIndex
-from kcnn.model import MusicModel
+
+if TYPE_CHECKING:
+    from kcnn.index import Neighbour, SongIndex
 
 
 def add_parser(
@@ -55,6 +57,8 @@ def query_vector(args: argparse.Namespace, index: SongIndex) -> np.ndarray:
     if not model_dir.is_dir():
         raise KcnnError(f"{model_dir}: the index's model is not there; give its place with --model")
     index.check_model(model_dir)
+    from kcnn.model import MusicModel
+
     model = MusicModel.load(model_dir, args.device)
     batch = extract_or_fail(args, [args.query], model.feature_settings, model.min_frames)
     report_skipped(batch)
@@ -70,6 +74,8 @@ def print_table(query: Path, neighbours: list[Neighbour]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kcnn.index import SongIndex  # the stack, imported when the command runs
+
     index = SongIndex.load(args.index)
     vector = query_vector(args, index)
     neighbours = index.search(vector[None], args.n, exclude=[index.row_of(args.query)])[0]

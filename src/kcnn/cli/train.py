@@ -7,8 +7,7 @@ import argparse
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-
-from sklearn.model_selection import train_test_split
+from typing import TYPE_CHECKING
 
 from kcnn.cli.common import (
     add_cache_options,
@@ -25,14 +24,15 @@ from kcnn.cli.common import (
     report_skipped,
     workers_of,
 )
-from kcnn.config import ModelConfig
+from kcnn.config import CLASSIFIERS, ModelConfig
 from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
-from kcnn.evaluation import format_score, score
-from kcnn.extraction import Features, subset
-from kcnn.model import CLASSIFIERS, MODEL, MusicModel, make_pipeline
-from kcnn.refit import FinalFit, final_config
 from kcnn.threads import TRAINING_THREADS, available_cores
+
+if TYPE_CHECKING:
+    from kcnn.extraction import Features
+    from kcnn.model import MusicModel
+    from kcnn.refit import FinalFit
 
 
 def add_parser(
@@ -66,6 +66,8 @@ def add_parser(
 
 def build_model(args: argparse.Namespace, config: ModelConfig) -> MusicModel:
     """A model of `config`, with the seed, device, progress and duration limit given."""
+    from kcnn.model import MusicModel, make_pipeline
+
     return MusicModel(
         make_pipeline(
             config,
@@ -86,6 +88,8 @@ def refit(
 ) -> MusicModel:
     """The final model: fitted on every song, for as many epochs as early stopping chose
     for `model` (no song held out for validation); `final`'s, if it is being fitted."""
+    from kcnn.refit import final_config
+
     epochs = model.pipeline.named_steps["kcnn"].best_epoch_ + 1
     print(f"fitting the final model on all {len(labels)} songs, {epochs} epochs")
     if final is not None:
@@ -94,6 +98,14 @@ def refit(
 
 
 def run(args: argparse.Namespace) -> int:
+    # the command's stack, imported when it runs: `kcnn train --help` answers at once
+    from sklearn.model_selection import train_test_split
+
+    from kcnn.evaluation import format_score, score
+    from kcnn.extraction import subset
+    from kcnn.model import MODEL
+    from kcnn.refit import FinalFit
+
     MODEL.check(args.out)
     model = build_model(args, model_config(args, parse_types(args.features)))
     data = read_labelled(args.data)
