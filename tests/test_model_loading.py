@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import skops.io
+import torch
 from shared_data import GTZAN_MINI
 from sklearn.dummy import DummyClassifier
 
@@ -139,7 +140,7 @@ def test_a_model_saved_before_layer_norm_is_read_without_it(version, tiny_model,
     _, model, _ = tiny_model
     shutil.copytree(model, tmp_path / "m")
     kcnn = MusicModel.load(tmp_path / "m").pipeline.named_steps["kcnn"]
-    assert kcnn.layer_norm and kcnn.network_.norm is not None
+    assert kcnn.layer_norm and isinstance(kcnn.network_.norm, torch.nn.LayerNorm)
 
     def older(settings: dict) -> None:
         settings.update(format_version=version)
@@ -148,7 +149,7 @@ def test_a_model_saved_before_layer_norm_is_read_without_it(version, tiny_model,
 
     edit_settings(older)(tmp_path / "m")
     kcnn = MusicModel.load(tmp_path / "m").pipeline.named_steps["kcnn"]
-    assert not kcnn.layer_norm and kcnn.network_.norm is None
+    assert not kcnn.layer_norm and isinstance(kcnn.network_.norm, torch.nn.Identity)
 
 
 def test_the_cli_reports_a_damaged_model_in_one_line(tiny_model, tmp_path, capsys):

@@ -33,6 +33,12 @@ format 3 to 5 had none and is read without. 5: words in phases (`WordsSettings.p
 a model of format 3 or 4 was fitted on one phase and is read with one. 4: tanh between
 stacked convolution layers; format 3 had sigmoids there, and a format-3 model of one
 convolution layer (none in between) computes the same and is read."""
+EARLIER_VALUES = {
+    5: {"words": {"phases": 1}},
+    6: {"kcnn": {"layer_norm": False}, "network": {"layer_norm": False}},
+}
+"""Format -> the settings it added, with the value a model of an earlier format was fitted
+with (such a model's settings.json lacks them; a missing field otherwise takes its default)."""
 MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
 """A model folder: settings.json holds a format_version."""
 _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
@@ -209,11 +215,10 @@ class MusicModel:
                 f"{path}: model format {found} (kcnn {settings.get('kcnn_version', '?')}); "
                 f"this kcnn {__version__} reads format {FORMAT_VERSION}: retrain the model"
             )
-        if found in (3, 4):  # saved before words came in phases: fitted on one
-            settings["words"] = {**settings.get("words", {}), "phases": 1}
-        if found in (3, 4, 5):  # saved before layer normalisation: fitted without
-            for section in ("kcnn", "network"):
-                settings[section] = {**settings.get(section, {}), "layer_norm": False}
+        for version, added in EARLIER_VALUES.items():
+            if found < version:  # saved before these settings came: fitted as they say
+                for section, values in added.items():
+                    settings[section] = {**settings.get(section, {}), **values}
         with damaged(settings_file, ModelError):
             network = _check_settings(settings)
             pipeline = make_pipeline(
@@ -237,11 +242,13 @@ class MusicModel:
         return cls(pipeline, settings["training_songs"])
 
 
-def _same_as_current(version: object, settings: dict[str, Any]) -> bool:
-    """Whether a model of an earlier format `version` computes as it would in this one."""
+def _same_as_current(version: int, settings: dict[str, Any]) -> bool:
+    """Whether a model of an earlier format `version` computes as it would in this one (with
+    `EARLIER_VALUES` for the settings added since)."""
     network = settings.get("network")
     layers = network.get("conv_units") if isinstance(network, dict) else None
-    return version in (4, 5) or (version == 3 and isinstance(layers, list) and len(layers) == 1)
+    one_layer = isinstance(layers, list) and len(layers) == 1
+    return 4 <= version < FORMAT_VERSION or (version == 3 and one_layer)
 
 
 class _OneOf:

@@ -103,7 +103,9 @@ class KCNN(nn.Module):
         self.convs = nn.ModuleList(convs)
         width *= config.k
         # each example's pooled features to mean 0 and variance 1 (no learned scale or shift)
-        self.norm = nn.LayerNorm(width, elementwise_affine=False) if config.layer_norm else None
+        self.norm = (
+            nn.LayerNorm(width, elementwise_affine=False) if config.layer_norm else nn.Identity()
+        )
         hidden: list[nn.Module] = []
         for units in config.hidden_units:
             hidden += [HostDropout(config.dropout), nn.Linear(width, units), nn.Sigmoid()]
@@ -137,9 +139,7 @@ class KCNN(nn.Module):
             # upper layer's input barely varied, and stacked layers did not learn
             x = conv(torch.tanh(x) * mask)  # (batch, units, time)
         pooled = kmax_pool(x, self.config.k, lengths).flatten(1)  # (batch, units * k)
-        if self.norm is not None:
-            pooled = self.norm(pooled)
-        return self.hidden(pooled)
+        return self.hidden(self.norm(pooled))
 
     def first_path(self, words: torch.Tensor) -> Literal["plain", "gathered"]:
         """How `first_conv` computes on `words` (batch, n_types, time): `first_layer`, or if

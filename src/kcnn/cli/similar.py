@@ -51,14 +51,14 @@ def add_parser(
 
 def query_vector(args: argparse.Namespace, index: SongIndex) -> np.ndarray:
     """The query's representation (dim,): from the index if current, else embedded."""
+    from kcnn.model import MusicModel
+
     if index.is_current(args.query):
         return index.vectors[index.row_of(args.query)]
     model_dir = args.model or Path(index.model_path)
     if not model_dir.is_dir():
         raise KcnnError(f"{model_dir}: the index's model is not there; give its place with --model")
     index.check_model(model_dir)
-    from kcnn.model import MusicModel
-
     model = MusicModel.load(model_dir, args.device)
     batch = extract_or_fail(args, [args.query], model.feature_settings, model.min_frames)
     report_skipped(batch)
