@@ -38,6 +38,32 @@ def edit_settings(change: Callable[[dict], None]) -> Callable[[Path], None]:
     return tamper
 
 
+def older_format(
+    version: int, change: Callable[[dict], None] | None = None
+) -> Callable[[Path], None]:
+    """A model as format `version` (< 7) saved it: no texture codes, and settings edited by
+    `change` (to drop those added since `version`)."""
+
+    def settings_of_then(settings: dict) -> None:
+        settings.update(format_version=version)
+        settings["words"].pop("texture_parts")
+        for field in ("texture_parts", "texture_width"):
+            settings["network"].pop(field)
+        if change is not None:
+            change(settings)
+
+    def tamper(model: Path) -> None:
+        edit_settings(settings_of_then)(model)
+        weights = safetensors.torch.load_file(model / "network.safetensors")
+        weights = {k: w for k, w in weights.items() if not k.startswith("texture")}
+        safetensors.torch.save_file(weights, model / "network.safetensors")
+        with np.load(model / "codebook.npz") as stored:
+            arrays = {k: a for k, a in stored.items() if not k.endswith("/texture")}
+        np.savez(model / "codebook.npz", **arrays)
+
+    return tamper
+
+
 def nan_weights(model: Path) -> None:
     weights = safetensors.torch.load_file(model / "network.safetensors")
     next(iter(weights.values())).view(-1)[0] = float("nan")
@@ -117,7 +143,7 @@ def test_a_model_of_format_3_loads_unless_its_convolutions_are_stacked(tiny_mode
     # format 3 put sigmoids between stacked convolutions, format 4 tanh: one layer is the same
     _, model, _ = tiny_model
     shutil.copytree(model, tmp_path / "m")
-    edit_settings(lambda s: s.update(format_version=3))(tmp_path / "m")
+    older_format(3)(tmp_path / "m")
     assert list(MusicModel.load(tmp_path / "m").classes) == ["blues", "metal"]
     edit_settings(lambda s: s["network"].update(conv_units=[8, 8]))(tmp_path / "m")
     with pytest.raises(ModelError, match=r"model format 3 .*retrain the model"):
@@ -129,9 +155,7 @@ def test_a_model_saved_before_words_came_in_phases_reads_one_phase(version, tiny
     _, model, _ = tiny_model
     shutil.copytree(model, tmp_path / "m")
     assert MusicModel.load(tmp_path / "m").pipeline.named_steps["words"].phases == 2
-    edit_settings(lambda s: (s.update(format_version=version), s["words"].pop("phases")))(
-        tmp_path / "m"
-    )
+    older_format(version, lambda s: s["words"].pop("phases"))(tmp_path / "m")
     assert MusicModel.load(tmp_path / "m").pipeline.named_steps["words"].phases == 1
 
 
@@ -142,14 +166,29 @@ def test_a_model_saved_before_layer_norm_is_read_without_it(version, tiny_model,
     kcnn = MusicModel.load(tmp_path / "m").pipeline.named_steps["kcnn"]
     assert kcnn.layer_norm and isinstance(kcnn.network_.norm, torch.nn.LayerNorm)
 
-    def older(settings: dict) -> None:
-        settings.update(format_version=version)
+    def before_layer_norm(settings: dict) -> None:
         settings["kcnn"].pop("layer_norm")
         settings["network"].pop("layer_norm")
 
-    edit_settings(older)(tmp_path / "m")
+    older_format(version, before_layer_norm)(tmp_path / "m")
     kcnn = MusicModel.load(tmp_path / "m").pipeline.named_steps["kcnn"]
     assert not kcnn.layer_norm and isinstance(kcnn.network_.norm, torch.nn.Identity)
+
+
+@pytest.mark.parametrize("version", [5, 6])
+def test_a_model_saved_before_texture_codes_is_read_without_them(version, tiny_model, tmp_path):
+    _, model, _ = tiny_model
+    shutil.copytree(model, tmp_path / "m")
+    clip = GTZAN_MINI / "blues" / "blues.00005.wav"
+    loaded = MusicModel.load(tmp_path / "m")
+    features = loaded.pipeline.named_steps["features"].transform([clip])
+    assert loaded.pipeline.named_steps["words"].texture_parts == 8
+    assert loaded.pipeline.named_steps["kcnn"].network_.config.texture_parts == 8
+    older_format(version)(tmp_path / "m")
+    old = MusicModel.load(tmp_path / "m")
+    assert old.pipeline.named_steps["words"].texture_parts == 0
+    assert old.pipeline.named_steps["words"].encode(features[0]).shape[1] == 3  # words only
+    assert old.predict_proba(features, "softmax").shape == (1, 2)
 
 
 def test_the_cli_reports_a_damaged_model_in_one_line(tiny_model, tmp_path, capsys):

@@ -4,7 +4,7 @@ import torch
 
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.training import KCNNClassifier, length_batches, pad_batch, random_crops
-from kcnn.words import WordSequences
+from kcnn.words import TEXTURE_CODES, WordSequences
 
 BATCHED = {"rtol": 1e-4, "atol": 1e-5}
 """Tolerance between float32 results computed in batches of other sizes or padding, or in
@@ -304,3 +304,42 @@ def test_batches_hold_crops_of_similar_length_in_random_order():
     assert longest != sorted(longest)
     again = length_batches(lengths, 32, np.random.default_rng(8))
     assert [b.tolist() for b in again] != [b.tolist() for b in batches]
+
+
+def test_the_texture_head_reads_the_mean_and_spread_of_the_decoded_segments():
+    torch.manual_seed(0)
+    net = KCNN(small_config(texture_parts=2, texture_width=3)).eval()
+    table = torch.randn(2 * 2, TEXTURE_CODES, 3)  # (types x parts, codes, width)
+    net.init_texture((table[:2], table[2:]))
+    rng = np.random.default_rng(9)
+    short = np.concatenate([rng.integers(0, 5, (2, 6)), rng.integers(0, TEXTURE_CODES, (4, 6))])
+    long = np.concatenate([rng.integers(0, 5, (2, 15)), rng.integers(0, TEXTURE_CODES, (4, 15))])
+    # the segments' vectors (time, 12): each row's codes decoded, side by side
+    x = torch.cat([table[r, torch.from_numpy(short[2 + r])] for r in range(4)], dim=1)
+    stats = torch.cat([x.mean(0), x.std(0, unbiased=False)])
+    expected = net.texture_head(torch.nn.functional.layer_norm(stats, stats.shape))
+    scores = net.texture_scores(*pad_batch([short, long]))
+    assert torch.allclose(scores[0], expected, **BATCHED)
+    # the prediction is the mean of the two heads' softmaxes
+    heads = net.scores(*pad_batch([short]))
+    mean = (heads[0].softmax(1) + heads[1].softmax(1)) / 2
+    assert torch.allclose(net(*pad_batch([short])).exp(), mean, **BATCHED)
+
+
+def test_the_texture_head_learns_what_only_the_texture_codes_tell():
+    # the words are noise; a class's segments are decoded near +1 or -1 in dimension 0
+    rng = np.random.default_rng(10)
+    cents = (rng.normal(size=(6, 4)).astype(np.float32),)
+    quantiser = np.zeros((1, TEXTURE_CODES, 2), dtype=np.float32)
+    quantiser[0, :, 0] = np.linspace(-2, 2, TEXTURE_CODES)
+    songs, y = [], []
+    for i in range(60):
+        side = 1 if i % 2 else -1
+        codes = np.clip(np.round((side + rng.normal(0, 0.7, 20) + 2) / 4 * 255), 0, 255)
+        songs.append(np.stack([rng.integers(0, 6, 20), codes])[None].astype(np.int16))
+        y.append("up" if side > 0 else "down")
+    X = WordSequences(songs[:40], ("mel",), cents, (quantiser,))
+    net = KCNNClassifier(conv_units=(8,), hidden_units=(4,), epochs=15, random_state=0)
+    net.fit(X, y[:40])
+    new = WordSequences(songs[40:], ("mel",), cents, (quantiser,))
+    assert (net.predict(new) == np.array(y[40:])).mean() >= 0.9

@@ -125,8 +125,9 @@ def test_the_streaming_fit_sees_every_segment_in_order_when_they_fit():
     for name in ("mel", "sfm"):
         np.testing.assert_array_equal(by_song.centroids_[name], at_once.centroids_[name])
         np.testing.assert_array_equal(by_song.whitening_[name].mean, at_once.whitening_[name].mean)
+        np.testing.assert_allclose(by_song.texture_[name], at_once.texture_[name], atol=1e-5)
     encoded = by_song.transform(songs).words
-    assert encoded[0].dtype == np.int16 and encoded[2].shape == (1, 2, 30)
+    assert encoded[0].dtype == np.int16 and encoded[2].shape == (1, 2 + 2 * 8, 30)
 
 
 def test_the_fit_sample_is_bounded_uniform_and_drawn_from_every_song():

@@ -48,13 +48,15 @@ def json_ready(value: Any) -> Any:
 class WordsSettings(Section):
     """Audio words (`AudioWords`): frames per segment, phases (word sequences of a song
     starting a fraction of a word apart), PCA-whitened dimensions and codebook size per
-    feature type, and the segments (drawn at random) a stage learns from at most (the
-    codebook, and in `kcnn benchmark` the competitors' codes too)."""
+    feature type, texture codes per segment and type (0: none), and the segments (drawn at
+    random) a stage learns from at most (the codebook, the texture quantiser, and in `kcnn
+    benchmark` the competitors' codes too)."""
 
     segment_frames: int = 4
     phases: int = 2
     n_components: int = 48
     n_words: int = 256
+    texture_parts: int = 8
     max_fit_segments: int = 50_000
 
     def __post_init__(self) -> None:

@@ -25,17 +25,20 @@ from kcnn.features import FEATURE_TYPES, FeatureSettings
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
-from kcnn.words import AudioWords, Whitening
+from kcnn.words import TEXTURE_CODES, AudioWords, Whitening
 
-FORMAT_VERSION = 6
-"""6: layer normalisation of the pooled features (`KCNNSettings.layer_norm`); a model of
-format 3 to 5 had none and is read without. 5: words in phases (`WordsSettings.phases`);
-a model of format 3 or 4 was fitted on one phase and is read with one. 4: tanh between
-stacked convolution layers; format 3 had sigmoids there, and a format-3 model of one
-convolution layer (none in between) computes the same and is read."""
+FORMAT_VERSION = 7
+"""7: texture codes and the texture head (`WordsSettings.texture_parts`); a model of format
+3 to 6 had none and is read without. 6: layer normalisation of the pooled features
+(`KCNNSettings.layer_norm`); a model of format 3 to 5 had none and is read without. 5:
+words in phases (`WordsSettings.phases`); a model of format 3 or 4 was fitted on one phase
+and is read with one. 4: tanh between stacked convolution layers; format 3 had sigmoids
+there, and a format-3 model of one convolution layer (none in between) computes the same
+and is read."""
 EARLIER_VALUES = {
     5: {"words": {"phases": 1}},
     6: {"kcnn": {"layer_norm": False}, "network": {"layer_norm": False}},
+    7: {"words": {"texture_parts": 0}, "network": {"texture_parts": 0, "texture_width": 0}},
 }
 """Format -> the settings it added, with the value a model of an earlier format was fitted
 with (such a model's settings.json lacks them; a missing field otherwise takes its default)."""
@@ -185,6 +188,8 @@ class MusicModel:
             arrays[f"{name}/components"] = white.components
             arrays[f"{name}/scale"] = white.scale
             arrays[f"{name}/centroids"] = words.centroids_[name]
+            if name in words.texture_:
+                arrays[f"{name}/texture"] = words.texture_[name]
         with atomic_directory(path, MODEL) as tmp:
             (tmp / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
             np.savez(tmp / "codebook.npz", **arrays)
@@ -331,7 +336,8 @@ def _check_settings(settings: dict[str, Any]) -> KCNNConfig:
 def _load_codebook(file: Path, words: AudioWords, config: KCNNConfig) -> None:
     """Set `words`' whitening and centroids from `file`, checked against the network."""
     with damaged(file, ModelError), np.load(file, allow_pickle=False) as arrays:
-        words.whitening_, words.centroids_ = {}, {}
+        words.whitening_, words.centroids_, words.texture_ = {}, {}, {}
+        texture = (config.texture_parts, TEXTURE_CODES, config.texture_width)
         for name, n_words in zip(words.types_, config.n_words, strict=True):
             mean, components, scale, centroids = (
                 arrays[f"{name}/{part}"] for part in ("mean", "components", "scale", "centroids")
@@ -347,6 +353,11 @@ def _load_codebook(file: Path, words: AudioWords, config: KCNNConfig) -> None:
                 raise ValueError(f"{name}: arrays of mismatched shapes")
             words.whitening_[name] = Whitening(mean, components, scale)
             words.centroids_[name] = centroids
+            if config.texture_parts:
+                quantiser = arrays[f"{name}/texture"]
+                if quantiser.shape != texture or not np.isfinite(quantiser).all():
+                    raise ValueError(f"{name}: texture quantiser of wrong shape or not finite")
+                words.texture_[name] = quantiser
 
 
 def _load_svm(file: Path, classes: list[str], config: KCNNConfig) -> SVMClassifier:

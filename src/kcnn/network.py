@@ -1,8 +1,9 @@
 """The KCNN: lookup tables, convolution over texture windows, k-max pooling, layer
-normalisation, sigmoid layers."""
+normalisation, sigmoid layers; beside it, a texture head on the statistics of the segments."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -12,6 +13,7 @@ from torch import nn
 
 from kcnn.config import KCNNSettings
 from kcnn.kmax import dynamic_k, kmax_pool
+from kcnn.words import TEXTURE_CODES
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class KCNNConfig:
     hidden_units: tuple[int, ...] = KCNNSettings.hidden_units  # the last is the representation
     dropout: float = 0.0  # dropout rate on the pooled features and the hidden layers
     freeze_embeddings: bool = KCNNSettings.freeze_embeddings  # "ULT": lookup tables fixed
+    texture_parts: int = 0  # texture codes per segment and type (0: no texture head)
+    texture_width: int = 0  # whitened dimensions each texture code stands for
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,11 +82,17 @@ class HostDropout(nn.Dropout):
 
 
 class KCNN(nn.Module):
-    """Audio-word sequences -> class scores; `represent` gives the song-level vector.
+    """Audio-word sequences -> class log-probabilities; `represent` gives the song-level
+    vector.
 
-    Input words: int64 (batch, n_types, time), indices in [0, n_words) of each type;
-    lengths: (batch,) real positions per song (the rest of `time` is padding).
-    Index 0 of every lookup table is reserved for padding (a fixed zero vector).
+    Input words: int64 (batch, n_rows, time): rows 0..n_types-1 indices in [0, n_words) of
+    each type, then (with `texture_parts`) the texture codes of each type, as in
+    `WordSequences`; lengths: (batch,) real positions per song (the rest of `time` is
+    padding). Index 0 of every lookup table is reserved for padding (a fixed zero vector).
+
+    The texture head, a softmax layer on the mean and standard deviation over the crop of
+    the segments' whitened vectors (decoded from their texture codes, fixed), is trained
+    with its own loss beside the KCNN's; the prediction is the mean of the two softmaxes.
     """
 
     def __init__(self, config: KCNNConfig) -> None:
@@ -112,6 +122,14 @@ class KCNN(nn.Module):
             width = units
         self.hidden = nn.Sequential(*hidden)
         self.output = nn.Sequential(HostDropout(config.dropout), nn.Linear(width, config.n_classes))
+        if config.texture_parts:
+            rows = len(config.n_words) * config.texture_parts
+            # row r, code c: the whitened dimensions part r % parts of type r // parts stands for
+            self.register_buffer("texture", torch.zeros(rows, TEXTURE_CODES, config.texture_width))
+            stats = 2 * rows * config.texture_width  # mean and standard deviation
+            self.texture_head = nn.Sequential(
+                HostDropout(config.dropout), nn.Linear(stats, config.n_classes)
+            )
         # how `first_conv` computes: a Conv1d over the vectors ("plain"), or sums of the
         # products W_j M formed once per batch ("gathered"); "auto": see `first_path`
         self.first_layer: Literal["auto", "plain", "gathered"] = "auto"
@@ -123,8 +141,14 @@ class KCNN(nn.Module):
                 table.weight[1:].copy_(torch.as_tensor(cents, dtype=table.weight.dtype))
                 table.weight[0].zero_()
 
+    def init_texture(self, quantisers: tuple[torch.Tensor, ...]) -> None:
+        """Set the texture decoding table from each type's quantiser (parts, codes, width)."""
+        with torch.no_grad():
+            self.texture.copy_(torch.cat([torch.as_tensor(q) for q in quantisers]))
+
     def represent(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, n_types, time), (batch,) -> (batch, hidden_units[-1])."""
+        """(batch, n_rows, time), (batch,) -> (batch, hidden_units[-1])."""
+        words = words[:, : len(self.config.n_words)]  # (batch, n_types, time)
         time = torch.arange(words.shape[-1], device=words.device)
         mask = (time[None, :] < lengths[:, None]).unsqueeze(1)  # (batch, 1, time)
         x = self.first_conv(words, mask)  # (batch, units, time)
@@ -183,6 +207,29 @@ class KCNN(nn.Module):
         x = _RowSums.apply(table.view(-1, units), rows.flatten(2).flatten(0, 1))  # (b * t, units)
         return (x.view(*rows.shape[:2], units) + conv.bias).transpose(1, 2)
 
+    def texture_scores(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, n_rows, time), (batch,) -> the texture head's class scores (batch, n_classes)."""
+        codes = words[:, len(self.config.n_words) :].clamp(min=0)  # (batch, rows, time)
+        rows = torch.arange(codes.shape[1], device=codes.device)[None, :, None]
+        x = self.texture[rows, codes].permute(0, 2, 1, 3).flatten(2)  # (batch, time, dims)
+        time = torch.arange(x.shape[1], device=x.device)
+        mask = (time[None, :] < lengths[:, None]).unsqueeze(2)  # (batch, time, 1)
+        n = lengths[:, None].to(x.dtype)
+        mean = (x * mask).sum(1) / n  # (batch, dims)
+        std = ((x - mean[:, None]).square() * mask).sum(1).div(n).sqrt()  # (batch, dims)
+        stats = torch.cat([mean, std], 1)  # (batch, 2 * dims)
+        return self.texture_head(F.layer_norm(stats, stats.shape[1:]))
+
+    def scores(self, words: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """(batch, n_rows, time), (batch,) -> each head's class scores (batch, n_classes): the
+        KCNN's, then the texture head's (if any)."""
+        heads = [self.output(self.represent(words, lengths))]
+        if self.config.texture_parts:
+            heads.append(self.texture_scores(words, lengths))
+        return heads
+
     def forward(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, n_types, time), (batch,) -> class scores (batch, n_classes)."""
-        return self.output(self.represent(words, lengths))
+        """(batch, n_rows, time), (batch,) -> class log-probabilities (batch, n_classes):
+        the log of the mean of the heads' softmaxes."""
+        heads = torch.stack([h.log_softmax(1) for h in self.scores(words, lengths)])
+        return heads.logsumexp(0) - math.log(len(heads))

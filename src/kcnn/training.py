@@ -119,13 +119,16 @@ def random_crops(
 class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     """Train the KCNN on audio-word sequences.
 
-    `fit(X, y)` takes a WordSequences (its codebooks initialise the lookup tables);
-    `predict` / `predict_proba` use the softmax; `transform` returns the song-level
-    representation (the topmost hidden layer), float32 (n_songs, hidden_units[-1]).
+    `fit(X, y)` takes a WordSequences (its codebooks initialise the lookup tables, its
+    texture quantisers, if any, the texture head's table); `predict` / `predict_proba` use
+    the softmax (with texture codes, the mean of the KCNN's and the texture head's);
+    `transform` returns the song-level representation (the topmost hidden layer), float32
+    (n_songs, hidden_units[-1]).
 
-    Training minimises cross-entropy + lambda/2 ||theta||^2 by minibatch SGD with momentum
-    on random crops of the songs (`crops_per_song` a song and epoch, `crop_words` long;
-    batches of crops of similar length, see `length_batches`), the lookup tables at
+    Training minimises the cross-entropy of each head + lambda/2 ||theta||^2 by minibatch
+    SGD with momentum on random crops of the songs (`crops_per_song` a song and epoch,
+    `crop_words` long; batches of crops of similar length, see `length_batches`), the
+    lookup tables at
     `lookup_learning_rate`. A stratified `validation_fraction` of the songs is held out:
     training stops once its loss has not improved for `patience` epochs, and the weights
     of its best epoch are kept (`best_epoch_`). `groups` (one per song, e.g. several
@@ -226,6 +229,8 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             hidden_units=tuple(self.hidden_units),
             dropout=self.dropout,
             freeze_embeddings=self.freeze_embeddings,
+            texture_parts=X.texture[0].shape[0] if X.texture else 0,
+            texture_width=X.texture[0].shape[2] if X.texture else 0,
         )
 
     def _split(self, targets: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +265,8 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         torch.manual_seed(self.random_state)
         network = KCNN(self._config(X))
         network.init_lookups(tuple(torch.from_numpy(c) for c in X.centroids))
+        if X.texture:
+            network.init_texture(tuple(torch.from_numpy(q) for q in X.texture))
         self.network_ = network.to(device)
         lookups = [p for p in self.network_.lookups.parameters() if p.requires_grad]
         others = [p for n, p in self.network_.named_parameters() if not n.startswith("lookups.")]
@@ -317,8 +324,8 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         for idx in length_batches([e.shape[1] for e in examples], self.batch_size, rng):
             words, lengths = pad_batch([examples[i] for i in idx])
             labels = target[songs[owner[idx]]].to(device)
-            scores = self.network_(words.to(device), lengths.to(device))
-            loss = torch.nn.functional.cross_entropy(scores, labels)
+            heads = self.network_.scores(words.to(device), lengths.to(device))
+            loss = sum(torch.nn.functional.cross_entropy(h, labels) for h in heads)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

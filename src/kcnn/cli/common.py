@@ -41,6 +41,11 @@ def positive_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 1, "a whole number >= 1")
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    return _number(text, int, lambda v: v >= 0, "a whole number >= 0")
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
@@ -164,6 +169,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
     _model_option(
         p, "--words", "words.n_words", type=positive_int, help="codebook size per feature type"
+    )
+    _model_option(
+        p,
+        "--texture-parts",
+        "words.texture_parts",
+        type=non_negative_int,
+        help="texture codes per audio word and feature type, read by the network's texture "
+        "head (0: no texture head, the paper's network)",
     )
     _model_option(p, "--k", "kcnn.k", type=positive_int, help="k of k-max pooling")
     _model_option(
