@@ -317,7 +317,11 @@ def test_the_texture_head_reads_the_mean_and_spread_of_the_decoded_segments():
     # the segments' vectors (time, 12): each row's codes decoded, side by side
     x = torch.cat([table[r, torch.from_numpy(short[2 + r])] for r in range(4)], dim=1)
     stats = torch.cat([x.mean(0), x.std(0, unbiased=False)])
-    expected = net.texture_head(torch.nn.functional.layer_norm(stats, stats.shape))
+    assert torch.allclose(net.texture_stats(*pad_batch([short, long]))[0], stats, **BATCHED)
+    # standardised by the statistics it was shown
+    shown = torch.randn(50, 24) * torch.rand(24) * 3 + torch.randn(24)
+    net.standardise_texture(shown)
+    expected = net.texture_head((stats - shown.mean(0)) / shown.std(0, unbiased=False))
     scores = net.texture_scores(*pad_batch([short, long]))
     assert torch.allclose(scores[0], expected, **BATCHED)
     # the prediction is the mean of the two heads' softmaxes
@@ -343,3 +347,9 @@ def test_the_texture_head_learns_what_only_the_texture_codes_tell():
     net.fit(X, y[:40])
     new = WordSequences(songs[40:], ("mel",), cents, (quantiser,))
     assert (net.predict(new) == np.array(y[40:])).mean() >= 0.9
+    # its input standardised as over the songs it was fitted on, the validation songs left out
+    fitted_on = [songs[i][0] for i in range(40) if i not in set(net.validation_songs_)]
+    with torch.no_grad():
+        stats = net.network_.texture_stats(*pad_batch(fitted_on))
+    assert len(fitted_on) < 40
+    assert torch.allclose(net.network_.texture_mean, stats.mean(0), atol=1e-5)

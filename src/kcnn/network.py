@@ -91,8 +91,9 @@ class KCNN(nn.Module):
     padding). Index 0 of every lookup table is reserved for padding (a fixed zero vector).
 
     The texture head, a softmax layer on the mean and standard deviation over the crop of
-    the segments' whitened vectors (decoded from their texture codes, fixed), is trained
-    with its own loss beside the KCNN's; the prediction is the mean of the two softmaxes.
+    the segments' whitened vectors (decoded from their texture codes, fixed), standardised
+    as over the training songs (`standardise_texture`), is trained with its own loss
+    beside the KCNN's; the prediction is the mean of the two softmaxes.
     """
 
     def __init__(self, config: KCNNConfig) -> None:
@@ -127,6 +128,9 @@ class KCNN(nn.Module):
             # row r, code c: the whitened dimensions part r % parts of type r // parts stands for
             self.register_buffer("texture", torch.zeros(rows, TEXTURE_CODES, config.texture_width))
             stats = 2 * rows * config.texture_width  # mean and standard deviation
+            # the statistics' mean and standard deviation over the training songs
+            self.register_buffer("texture_mean", torch.zeros(stats))
+            self.register_buffer("texture_scale", torch.ones(stats))
             self.texture_head = nn.Sequential(
                 HostDropout(config.dropout), nn.Linear(stats, config.n_classes)
             )
@@ -207,8 +211,16 @@ class KCNN(nn.Module):
         x = _RowSums.apply(table.view(-1, units), rows.flatten(2).flatten(0, 1))  # (b * t, units)
         return (x.view(*rows.shape[:2], units) + conv.bias).transpose(1, 2)
 
-    def texture_scores(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, n_rows, time), (batch,) -> the texture head's class scores (batch, n_classes)."""
+    def standardise_texture(self, stats: torch.Tensor) -> None:
+        """Standardise the texture head's input by the mean and standard deviation of these
+        statistics (n, 2 * dims) (`texture_stats` of the training songs)."""
+        with torch.no_grad():
+            self.texture_mean.copy_(stats.mean(0))
+            self.texture_scale.copy_(stats.std(0, unbiased=False).clamp(min=1e-6))
+
+    def texture_stats(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, n_rows, time), (batch,) -> the mean and standard deviation over time of
+        the segments' whitened vectors, decoded from their texture codes (batch, 2 * dims)."""
         codes = words[:, len(self.config.n_words) :].clamp(min=0)  # (batch, rows, time)
         rows = torch.arange(codes.shape[1], device=codes.device)[None, :, None]
         x = self.texture[rows, codes].permute(0, 2, 1, 3).flatten(2)  # (batch, time, dims)
@@ -217,8 +229,12 @@ class KCNN(nn.Module):
         n = lengths[:, None].to(x.dtype)
         mean = (x * mask).sum(1) / n  # (batch, dims)
         std = ((x - mean[:, None]).square() * mask).sum(1).div(n).sqrt()  # (batch, dims)
-        stats = torch.cat([mean, std], 1)  # (batch, 2 * dims)
-        return self.texture_head(F.layer_norm(stats, stats.shape[1:]))
+        return torch.cat([mean, std], 1)
+
+    def texture_scores(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, n_rows, time), (batch,) -> the texture head's class scores (batch, n_classes)."""
+        stats = self.texture_stats(words, lengths)
+        return self.texture_head((stats - self.texture_mean) / self.texture_scale)
 
     def scores(self, words: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """(batch, n_rows, time), (batch,) -> each head's class scores (batch, n_classes): the

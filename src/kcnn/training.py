@@ -78,6 +78,21 @@ def excerpts(n_words: int, width: int | None) -> list[slice]:
     return [slice(start, start + width) for start in starts]
 
 
+def excerpt_batches(
+    songs: Sequence[np.ndarray], width: int | None, size: int = 256
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    """The excerpts of every view of each song (see `excerpts`), padded in batches of at
+    most `size` (see `pad_batch`): words, lengths, and the index of the song of each."""
+    parts, owner = [], []
+    for i, song in enumerate(songs):
+        for view in song:
+            for window in excerpts(song.shape[-1], width):
+                parts.append(view[:, window])
+                owner.append(i)
+    for start in range(0, len(parts), size):
+        yield *pad_batch(parts[start : start + size]), owner[start : start + size]
+
+
 def length_batches(
     lengths: Sequence[int], batch_size: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
@@ -265,8 +280,6 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         torch.manual_seed(self.random_state)
         network = KCNN(self._config(X))
         network.init_lookups(tuple(torch.from_numpy(c) for c in X.centroids))
-        if X.texture:
-            network.init_texture(tuple(torch.from_numpy(q) for q in X.texture))
         self.network_ = network.to(device)
         lookups = [p for p in self.network_.lookups.parameters() if p.requires_grad]
         others = [p for n, p in self.network_.named_parameters() if not n.startswith("lookups.")]
@@ -279,6 +292,8 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         )
         fit_idx, val_idx = self._split(targets, groups)
         self.validation_songs_ = val_idx
+        if X.texture:
+            self._init_texture(X, fit_idx, device)
         target = torch.from_numpy(targets.astype(np.int64))
         self.loss_curve_: list[float] = []
         self.validation_curve_: list[float] = []
@@ -305,6 +320,19 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             self.network_.load_state_dict(best_state)
         self.network_.eval()
         return self
+
+    def _init_texture(self, X: WordSequences, songs: np.ndarray, device: torch.device) -> None:
+        """Set the texture head's table from X's quantisers, and its standardisation from the
+        statistics of the excerpts of `songs` (those it is fitted on)."""
+        net = self.network_
+        net.init_texture(tuple(torch.from_numpy(q) for q in X.texture))
+        chosen = [X.words[i] for i in songs]
+        with torch.no_grad(), full_precision():
+            stats = [
+                net.texture_stats(words.to(device), lengths.to(device))
+                for words, lengths, _ in excerpt_batches(chosen, self.predict_window)
+            ]
+        net.standardise_texture(torch.cat(stats))
 
     def _epoch(
         self,
@@ -345,21 +373,16 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "network_")
         device = resolve_device(self.device)
         net = self.network_.to(device)
-        parts, owner = [], []
-        for i, song in enumerate(songs):
-            for view in song:
-                for window in excerpts(song.shape[-1], self.predict_window):
-                    parts.append(view[:, window])
-                    owner.append(i)
         width = self.network_.config.n_classes if head else self.network_.config.hidden_units[-1]
         total = np.zeros((len(songs), width), dtype=np.float64)
+        count = np.zeros(len(songs))
         with torch.no_grad(), full_precision():
-            for start in range(0, len(parts), 256):
-                words, lengths = pad_batch(parts[start : start + 256])
+            for words, lengths, owner in excerpt_batches(songs, self.predict_window):
                 words, lengths = words.to(device), lengths.to(device)
                 scores = net(words, lengths).softmax(1) if head else net.represent(words, lengths)
-                np.add.at(total, owner[start : start + 256], scores.cpu().numpy())
-        return (total / np.bincount(owner, minlength=len(songs))[:, None]).astype(np.float32)
+                np.add.at(total, owner, scores.cpu().numpy())
+                np.add.at(count, owner, 1)
+        return (total / count[:, None]).astype(np.float32)
 
     def decision_function(self, X: WordSequences) -> np.ndarray:
         """Log-probabilities (n_songs, n_classes), columns in `classes_` order."""
