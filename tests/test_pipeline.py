@@ -7,7 +7,13 @@ from sklearn.base import clone
 
 from kcnn.cli import train as train_command
 from kcnn.cli.main import main
-from kcnn.config import KCNNSettings, ModelConfig, SVMSettings, WordsSettings
+from kcnn.config import (
+    DEFAULT_CLASSIFIER,
+    KCNNSettings,
+    ModelConfig,
+    SVMSettings,
+    WordsSettings,
+)
 from kcnn.features import FeatureSettings
 from kcnn.model import MusicModel, config_of, make_pipeline
 from kcnn.svm import SVMClassifier
@@ -69,7 +75,7 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
 
     predict = MusicModel.predict
 
-    def spy_predict(self, features, classifier="svm"):
+    def spy_predict(self, features, classifier=DEFAULT_CLASSIFIER):
         seen["scored"] += [fingerprint(s) for s in features]
         return predict(self, features, classifier)
 

@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from kcnn import __version__
 from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
 from kcnn.audio import MAX_DURATION
-from kcnn.config import CLASSIFIERS, SECTIONS, ModelConfig
+from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER, SECTIONS, ModelConfig
 from kcnn.errors import KcnnError, ModelError, damaged
 from kcnn.extraction import FeatureExtractor, Features
 from kcnn.features import FEATURE_TYPES, FeatureSettings
@@ -148,14 +148,18 @@ class MusicModel:
         self.n_songs = len(labels)
         return self
 
-    def predict_proba(self, features: Sequence[Features], classifier: str = "svm") -> np.ndarray:
+    def predict_proba(
+        self, features: Sequence[Features], classifier: str = DEFAULT_CLASSIFIER
+    ) -> np.ndarray:
         """Class probabilities (n_songs, n_classes), columns in `classes` order."""
         if classifier not in CLASSIFIERS:
             raise KcnnError(f"unknown classifier {classifier!r}; choose one of {CLASSIFIERS}")
         stages = self.pipeline[1:] if classifier == "svm" else self.pipeline[1:-1]
         return stages.predict_proba(features)
 
-    def predict(self, features: Sequence[Features], classifier: str = "svm") -> np.ndarray:
+    def predict(
+        self, features: Sequence[Features], classifier: str = DEFAULT_CLASSIFIER
+    ) -> np.ndarray:
         """Labels (n_songs,): the most probable class of each song."""
         return self.classes[self.predict_proba(features, classifier).argmax(axis=1)]
 

@@ -16,7 +16,7 @@ from kcnn.cli.common import (
     report_skipped,
     workers_of,
 )
-from kcnn.config import CLASSIFIERS
+from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER
 from kcnn.dataset import read_labelled
 
 
@@ -29,7 +29,10 @@ def add_parser(
         "data", type=Path, help="folder with one sub-folder per label, or CSV path,label"
     )
     p.add_argument(
-        "--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax"
+        "--classifier",
+        choices=CLASSIFIERS,
+        default=DEFAULT_CLASSIFIER,
+        help=f"the network's softmax or the SVM (default {DEFAULT_CLASSIFIER})",
     )
     p.add_argument("--json", action="store_true", help="one JSON object on standard output")
     add_cache_options(p)

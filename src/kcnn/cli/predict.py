@@ -18,7 +18,7 @@ from kcnn.cli.common import (
     report_skipped,
     workers_of,
 )
-from kcnn.config import CLASSIFIERS
+from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER
 from kcnn.dataset import find_audio
 from kcnn.errors import printable
 
@@ -32,7 +32,10 @@ def add_parser(
         "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
     )
     p.add_argument(
-        "--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax"
+        "--classifier",
+        choices=CLASSIFIERS,
+        default=DEFAULT_CLASSIFIER,
+        help=f"the network's softmax or the SVM (default {DEFAULT_CLASSIFIER})",
     )
     p.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output format"

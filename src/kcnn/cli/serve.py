@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 from kcnn.cli.common import add_device_option, add_duration_option, positive_float
-from kcnn.config import CLASSIFIERS
+from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER
 from kcnn.web import LOCAL_HOSTS, MAX_UPLOAD_BYTES
 
 
@@ -34,7 +34,10 @@ def add_parser(
         help="another name or address the page is reached by (repeatable)",
     )
     p.add_argument(
-        "--classifier", choices=CLASSIFIERS, default="svm", help="SVM (default) or the softmax"
+        "--classifier",
+        choices=CLASSIFIERS,
+        default=DEFAULT_CLASSIFIER,
+        help=f"the network's softmax or the SVM (default {DEFAULT_CLASSIFIER})",
     )
     p.add_argument(
         "--max-upload-mb",

@@ -24,7 +24,7 @@ from kcnn.cli.common import (
     report_skipped,
     workers_of,
 )
-from kcnn.config import CLASSIFIERS, ModelConfig
+from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER, ModelConfig
 from kcnn.dataset import read_labelled
 from kcnn.errors import KcnnError
 from kcnn.threads import TRAINING_THREADS, available_cores
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"held-out ({classifier}): ", end="")
                 print(
                     format_score(report)
-                    if classifier == "svm"
+                    if classifier == DEFAULT_CLASSIFIER
                     else f"accuracy: {report['accuracy']:.3f}\n"
                 )
             if not args.no_refit:

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kcnn.audio import MAX_DURATION
+from kcnn.config import DEFAULT_CLASSIFIER
 from kcnn.dataset import AUDIO_EXTENSIONS, is_audio
 from kcnn.errors import AudioError, printable
 from kcnn.extraction import extract_file
@@ -133,7 +134,7 @@ class Analyser:
 def create_app(
     model: MusicModel,
     index: SongIndex | None = None,
-    classifier: str = "svm",
+    classifier: str = DEFAULT_CLASSIFIER,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_duration: float = MAX_DURATION,
     hosts: Collection[str] = LOCAL_HOSTS,
