@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from kcnn.config import TEXTURE_CODES
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.training import KCNNClassifier, length_batches, pad_batch, random_crops
-from kcnn.words import TEXTURE_CODES, WordSequences
+from kcnn.words import WordSequences
 
 BATCHED = {"rtol": 1e-4, "atol": 1e-5}
 """Tolerance between float32 results computed in batches of other sizes or padding, or in

@@ -3,8 +3,8 @@ import copy
 import numpy as np
 import pytest
 
+from kcnn.config import TEXTURE_CODES
 from kcnn.words import (
-    TEXTURE_CODES,
     AudioWords,
     segments,
     split_parts,

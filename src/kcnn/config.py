@@ -17,6 +17,9 @@ DEFAULT_CLASSIFIER = "softmax"
 """The classifier of commands and methods not told which: on music the model never heard it
 labelled more songs right than the SVM (README, *Measured*)."""
 
+TEXTURE_CODES = 256
+"""Values a texture code takes (each part of a segment's product quantiser, one byte)."""
+
 
 class Section:
     """A frozen dataclass of one stage's parameters, named as the estimator's."""

@@ -18,14 +18,14 @@ from sklearn.pipeline import Pipeline
 from kcnn import __version__
 from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
 from kcnn.audio import MAX_DURATION
-from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER, SECTIONS, ModelConfig
+from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER, SECTIONS, TEXTURE_CODES, ModelConfig
 from kcnn.errors import KcnnError, ModelError, damaged
 from kcnn.extraction import FeatureExtractor, Features
 from kcnn.features import FEATURE_TYPES, FeatureSettings
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.svm import SVMClassifier
 from kcnn.training import KCNNClassifier
-from kcnn.words import TEXTURE_CODES, AudioWords, Whitening
+from kcnn.words import AudioWords, Whitening
 
 FORMAT_VERSION = 7
 """7: texture codes and the texture head (`WordsSettings.texture_parts`); a model of format

@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kcnn.config import KCNNSettings
+from kcnn.config import TEXTURE_CODES, KCNNSettings
 from kcnn.kmax import dynamic_k, kmax_pool
-from kcnn.words import TEXTURE_CODES
 
 
 @dataclass(frozen=True)

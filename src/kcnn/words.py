@@ -17,7 +17,7 @@ from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from kcnn.config import WordsSettings
+from kcnn.config import TEXTURE_CODES, WordsSettings
 from kcnn.extraction import Features
 from kcnn.features import split_views
 
@@ -30,10 +30,6 @@ def segments(frames: np.ndarray, n_frames: int) -> np.ndarray:
     """
     n_seg = len(frames) // n_frames
     return frames[: n_seg * n_frames].reshape(n_seg, n_frames * frames.shape[1])
-
-
-TEXTURE_CODES = 256
-"""Values of each texture code (one byte of a product quantiser)."""
 
 
 def texture_quantiser(white: np.ndarray, n_parts: int, seed: int) -> np.ndarray:
