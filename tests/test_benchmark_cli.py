@@ -16,9 +16,9 @@ from shared_data import GTZAN_MINI, write_manifest
 from threadpoolctl import threadpool_limits
 
 from kcnn import __version__, maps
-from kcnn.benchmark import BenchmarkSettings, MethodSettings, run_benchmark
-from kcnn.benchmark.methods import METHODS, FoldMethods
-from kcnn.benchmark.representations import CodeSettings
+from kcnn.benchmark.choices import METHODS, CodeSettings
+from kcnn.benchmark.methods import FoldMethods, MethodSettings
+from kcnn.benchmark.runner import BenchmarkSettings, run_benchmark
 from kcnn.cli import benchmark as benchmark_command
 from kcnn.cli.main import main
 from kcnn.config import KCNNSettings, ModelConfig, WordsSettings

@@ -10,16 +10,15 @@ import pytest
 from shared_data import GTZAN_MINI
 
 from kcnn import model as model_module
+from kcnn.benchmark.choices import METHODS, CodeSettings
 from kcnn.benchmark.methods import (
     GROUPS,
-    METHODS,
     FoldMethods,
     MethodSettings,
     groups_for,
     make_method,
 )
 from kcnn.benchmark.representations import (
-    CodeSettings,
     DeepBeliefNetwork,
     DenoisingAutoencoder,
     SparseCoding,

@@ -271,6 +271,7 @@ def test_the_list_of_commands_answers_without_loading_them():
         "cluster",
         "map",
         "serve",
+        "benchmark",
     ],
 )
 def test_a_commands_help_answers_without_loading_the_network_or_scikit_learn(command):

@@ -7,9 +7,9 @@ from dataclasses import fields
 import pytest
 from shared_data import GTZAN_MINI
 
+from kcnn.benchmark.choices import CodeSettings
 from kcnn.benchmark.methods import MethodSettings, make_method
 from kcnn.benchmark.representations import (
-    CodeSettings,
     DeepBeliefNetwork,
     DenoisingAutoencoder,
     SparseCoding,

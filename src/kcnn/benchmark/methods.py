@@ -20,8 +20,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from kcnn.baseline import MFCCStatistics
+from kcnn.benchmark.choices import BASELINE, BASELINE_FEATURES, CodeSettings
 from kcnn.benchmark.representations import (
-    CodeSettings,
     DeepBeliefNetwork,
     DenoisingAutoencoder,
     PooledCode,
@@ -32,31 +32,6 @@ from kcnn.config import ModelConfig
 from kcnn.extraction import Features
 from kcnn.model import make_pipeline
 from kcnn.words import AudioWords
-
-METHODS: dict[str, str] = {
-    "sc-svm": "Sparse coding + SVM",
-    "ae-svm": "Autoencoder + SVM",
-    "dbn-svm": "DBN + SVM",
-    "kcnn-ult": "KCNN ULT",
-    "kcnn": "KCNN",
-    "kcnn-k1-svm": "KCNN (k = 1) + SVM",
-    "kcnn-svm": "KCNN + SVM",
-    "mfcc-svm": "MFCC statistics + SVM",
-}
-"""Method key -> its name in the tables, in the order of the paper's Table 2 (the KCNN's k is
-the model's, `--k`, given with the settings; the paper's is 5)."""
-BASELINE = "mfcc-svm"
-"""The baseline a practitioner tries first; it uses its own features, not a feature set."""
-BASELINE_FEATURES = "mfcc"
-FEATURE_SETS: dict[str, tuple[str, ...]] = {
-    "mel": ("mel",),
-    "sfm": ("sfm",),
-    "scf": ("scf",),
-    "spec": ("spec",),
-    "all": ("mel", "sfm", "scf"),
-    BASELINE_FEATURES: ("mfcc",),
-}
-"""Feature set -> frame feature types; "all" is the paper's ALL column."""
 
 
 @dataclass(frozen=True)

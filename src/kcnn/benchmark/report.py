@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from kcnn.benchmark.methods import GROUPS, METHODS
+from kcnn.benchmark.choices import METHODS
+from kcnn.benchmark.methods import GROUPS
 from kcnn.benchmark.state import unit_key
 
 GROUP_NAMES = {

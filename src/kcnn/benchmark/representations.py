@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,20 +20,10 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from kcnn.benchmark.choices import CodeSettings
 from kcnn.config import WordsSettings
 from kcnn.extraction import Features
 from kcnn.words import AudioWords, segments
-
-
-@dataclass(frozen=True)
-class CodeSettings:
-    """The competitors' codes: units (dictionary atoms, autoencoder and RBM units), the
-    passes of the autoencoder and of each RBM over their training segments, and the most
-    coordinate-descent passes of sparse coding per segment."""
-
-    units: int = 256
-    epochs: int = 20
-    sparse_passes: int = 100
 
 
 class WhitenedSegments(TransformerMixin, BaseEstimator):

@@ -31,12 +31,9 @@ from tqdm.auto import tqdm
 from kcnn import __version__, maps
 from kcnn.atomic import atomic_file, remove_temporary_files, write_text, writer_lock
 from kcnn.benchmark import figures, report
+from kcnn.benchmark.choices import BASELINE, BASELINE_FEATURES, FEATURE_SETS, METHODS
 from kcnn.benchmark.datasets import Collection, load_collection
 from kcnn.benchmark.methods import (
-    BASELINE,
-    BASELINE_FEATURES,
-    FEATURE_SETS,
-    METHODS,
     FoldMethods,
     Group,
     MethodSettings,

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kcnn.benchmark import METHODS, BenchmarkSettings, MethodSettings, run_benchmark
+from kcnn.benchmark.choices import METHODS, CodeSettings
 from kcnn.benchmark.datasets import SPLITS
-from kcnn.benchmark.report import accuracy_markdown
-from kcnn.benchmark.representations import CodeSettings
 from kcnn.cache import default_cache_dir
 from kcnn.cli.common import (
     add_cache_options,
@@ -90,6 +88,10 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kcnn.benchmark.methods import MethodSettings
+    from kcnn.benchmark.report import accuracy_markdown
+    from kcnn.benchmark.runner import BenchmarkSettings, run_benchmark
+
     settings = BenchmarkSettings(
         protocol=args.protocol,
         split=args.split,
