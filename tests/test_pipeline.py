@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from shared_data import GTZAN_MINI
 from sklearn.base import clone
 
+from kcnn import model as model_module
 from kcnn.cli import train as train_command
 from kcnn.cli.main import main
 from kcnn.config import (
@@ -93,3 +95,23 @@ def test_train_fits_every_stage_on_the_training_part_only(tmp_path, monkeypatch)
     assert len(set(seen["scored"])) == 6
     assert not held_out & set(seen["scored"])
     assert len(held_out) == 9 and final == held_out | set(seen["scored"])
+
+
+def test_prediction_and_embedding_hold_the_words_of_a_few_songs_at_a_time(tiny_model, monkeypatch):
+    _, folder, _ = tiny_model
+    model = MusicModel.load(folder)
+    paths = [GTZAN_MINI / g / f"{g}.{n:05d}.wav" for g in ("blues", "metal") for n in (6, 7, 8)]
+    features = model.pipeline.named_steps["features"].transform(paths)
+    proba, vectors = model.predict_proba(features), model.embed(features)
+    held = []
+    transform = AudioWords.transform
+
+    def spy(self, X):
+        held.append(len(X))
+        return transform(self, X)
+
+    monkeypatch.setattr(model_module, "CHUNK_SONGS", 2)
+    monkeypatch.setattr(AudioWords, "transform", spy)
+    np.testing.assert_allclose(model.predict_proba(features), proba, atol=1e-5)
+    np.testing.assert_allclose(model.embed(features), vectors, atol=1e-5)
+    assert held == [2, 2, 2] * 2

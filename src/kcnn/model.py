@@ -42,6 +42,9 @@ EARLIER_VALUES = {
 }
 """Format -> the settings it added, with the value a model of an earlier format was fitted
 with (such a model's settings.json lacks them; a missing field otherwise takes its default)."""
+CHUNK_SONGS = 256
+"""Songs whose audio words prediction and embedding hold at once: their memory then stays
+flat as a collection grows (the representations and probabilities grow, a few kB a song)."""
 MODEL = OutputKind("kcnn model", json_marker("settings.json", "format_version"))
 """A model folder: settings.json holds a format_version."""
 _SVM_TYPES = [  # the types in svm.skops beyond those skops trusts by default
@@ -155,7 +158,7 @@ class MusicModel:
         if classifier not in CLASSIFIERS:
             raise KcnnError(f"unknown classifier {classifier!r}; choose one of {CLASSIFIERS}")
         stages = self.pipeline[1:] if classifier == "svm" else self.pipeline[1:-1]
-        return stages.predict_proba(features)
+        return np.concatenate([stages.predict_proba(part) for part in _chunks(features)])
 
     def predict(
         self, features: Sequence[Features], classifier: str = DEFAULT_CLASSIFIER
@@ -165,7 +168,8 @@ class MusicModel:
 
     def embed(self, features: Sequence[Features]) -> np.ndarray:
         """Song-level representations, float32 (n_songs, hidden_units[-1])."""
-        return self.pipeline[1:-1].transform(features)
+        stages = self.pipeline[1:-1]
+        return np.concatenate([stages.transform(part) for part in _chunks(features)])
 
     def save(self, path: str | Path) -> None:
         """Write the model folder atomically: a killed save leaves the old model intact.
@@ -249,6 +253,13 @@ class MusicModel:
         kcnn.network_.eval()
         pipeline.set_params(svm=_load_svm(path / "svm.skops", settings["classes"], network))
         return cls(pipeline, settings["training_songs"])
+
+
+def _chunks(features: Sequence[Features]) -> list[Sequence[Features]]:
+    """`features` in runs of `CHUNK_SONGS` songs (one run if there are none)."""
+    return [
+        features[start : start + CHUNK_SONGS] for start in range(0, len(features), CHUNK_SONGS)
+    ] or [features]
 
 
 def _same_as_current(version: int, settings: dict[str, Any]) -> bool:
