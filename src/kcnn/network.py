@@ -210,12 +210,12 @@ class KCNN(nn.Module):
         x = _RowSums.apply(table.view(-1, units), rows.flatten(2).flatten(0, 1))  # (b * t, units)
         return (x.view(*rows.shape[:2], units) + conv.bias).transpose(1, 2)
 
-    def standardise_texture(self, stats: torch.Tensor) -> None:
-        """Standardise the texture head's input by the mean and standard deviation of these
-        statistics (n, 2 * dims) (`texture_stats` of the training songs)."""
+    def standardise_texture(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise the texture head's input (2 * dims,) by this mean and standard
+        deviation (those of `texture_stats` over the training songs)."""
         with torch.no_grad():
-            self.texture_mean.copy_(stats.mean(0))
-            self.texture_scale.copy_(stats.std(0, unbiased=False).clamp(min=1e-6))
+            self.texture_mean.copy_(mean)
+            self.texture_scale.copy_(std.clamp(min=1e-6))
 
     def texture_stats(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, n_rows, time), (batch,) -> the mean and standard deviation over time of
