@@ -77,6 +77,13 @@ def inf_centroid(model: Path) -> None:
     np.savez(model / "codebook.npz", **arrays)
 
 
+def texture_of_another_shape(model: Path) -> None:
+    with np.load(model / "codebook.npz") as stored:
+        arrays = dict(stored)
+    arrays["mel/texture"] = arrays["mel/texture"][:4]
+    np.savez(model / "codebook.npz", **arrays)
+
+
 def svm_of(estimator: object) -> Callable[[Path], None]:
     return lambda model: skops.io.dump(estimator, model / "svm.skops")
 
@@ -102,6 +109,11 @@ TAMPERED = {
     "codebook truncated": ("codebook.npz", truncate("codebook.npz")),
     "codebook random": ("codebook.npz", overwrite("codebook.npz", RANDOM)),
     "codebook inf": ("codebook.npz", inf_centroid),
+    "codebook texture of another shape": ("codebook.npz", texture_of_another_shape),
+    "settings words texture_parts 4": (
+        "settings.json",
+        edit_settings(lambda s: s["words"].update(texture_parts=4)),
+    ),
     "settings []": ("settings.json", overwrite("settings.json", b"[]")),
     "settings null": ("settings.json", overwrite("settings.json", b"null")),
     "settings not UTF-8": ("settings.json", overwrite("settings.json", b'{"a": "\xff\xfe"}')),

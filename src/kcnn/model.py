@@ -18,7 +18,14 @@ from sklearn.pipeline import Pipeline
 from kcnn import __version__
 from kcnn.atomic import OutputKind, atomic_directory, json_marker, restore
 from kcnn.audio import MAX_DURATION
-from kcnn.config import CLASSIFIERS, DEFAULT_CLASSIFIER, SECTIONS, TEXTURE_CODES, ModelConfig
+from kcnn.config import (
+    CLASSIFIERS,
+    DEFAULT_CLASSIFIER,
+    SECTIONS,
+    TEXTURE_CODES,
+    ModelConfig,
+    WordsSettings,
+)
 from kcnn.errors import KcnnError, ModelError, damaged
 from kcnn.extraction import FeatureExtractor, Features
 from kcnn.features import FEATURE_TYPES, FeatureSettings
@@ -342,6 +349,8 @@ def _check_settings(settings: dict[str, Any]) -> KCNNConfig:
         raise ValueError(f"feature_types {types} are not distinct feature types")
     if config.n_classes != len(classes) or len(config.n_words) != len(types):
         raise ValueError("network does not match classes and feature_types")
+    if WordsSettings.from_dict(settings["words"]).texture_parts != config.texture_parts:
+        raise ValueError("network does not match words.texture_parts")
     layers = (config.n_words, config.embed_dims, config.conv_units, config.hidden_units)
     if not all(layers) or min(config.window, config.k, *(n for layer in layers for n in layer)) < 1:
         raise ValueError("network has layers of no size")
@@ -349,7 +358,8 @@ def _check_settings(settings: dict[str, Any]) -> KCNNConfig:
 
 
 def _load_codebook(file: Path, words: AudioWords, config: KCNNConfig) -> None:
-    """Set `words`' whitening and centroids from `file`, checked against the network."""
+    """Set `words`' whitening, centroids and texture quantisers from `file`, checked against
+    the network."""
     with damaged(file, ModelError), np.load(file, allow_pickle=False) as arrays:
         words.whitening_, words.centroids_, words.texture_ = {}, {}, {}
         texture = (config.texture_parts, TEXTURE_CODES, config.texture_width)
