@@ -331,18 +331,24 @@ def test_the_texture_head_reads_the_mean_and_spread_of_the_decoded_segments():
     assert torch.allclose(net(*pad_batch([short])).exp(), mean, **BATCHED)
 
 
-def test_the_texture_head_learns_what_only_the_texture_codes_tell():
-    # the words are noise; a class's segments are decoded near +1 or -1 in dimension 0
-    rng = np.random.default_rng(10)
+def texture_task(rng: np.random.Generator, n_songs: int, n_classes: int = 2):
+    """Songs whose words are noise and whose segments are decoded near one of `n_classes`
+    levels in dimension 0, the level of their class; their labels; codebook; quantiser."""
     cents = (rng.normal(size=(6, 4)).astype(np.float32),)
     quantiser = np.zeros((1, TEXTURE_CODES, 2), dtype=np.float32)
     quantiser[0, :, 0] = np.linspace(-2, 2, TEXTURE_CODES)
+    levels = np.linspace(-1, 1, n_classes)
     songs, y = [], []
-    for i in range(60):
-        side = 1 if i % 2 else -1
-        codes = np.clip(np.round((side + rng.normal(0, 0.7, 20) + 2) / 4 * 255), 0, 255)
+    for i in range(n_songs):
+        level = levels[i % n_classes]
+        codes = np.clip(np.round((level + rng.normal(0, 0.7, 20) + 2) / 4 * 255), 0, 255)
         songs.append(np.stack([rng.integers(0, 6, 20), codes])[None].astype(np.int16))
-        y.append("up" if side > 0 else "down")
+        y.append(f"level {i % n_classes}")
+    return songs, y, cents, quantiser
+
+
+def test_the_texture_head_learns_what_only_the_texture_codes_tell():
+    songs, y, cents, quantiser = texture_task(np.random.default_rng(10), 60)
     X = WordSequences(songs[:40], ("mel",), cents, (quantiser,))
     net = KCNNClassifier(conv_units=(8,), hidden_units=(4,), epochs=15, random_state=0)
     net.fit(X, y[:40])
@@ -354,3 +360,32 @@ def test_the_texture_head_learns_what_only_the_texture_codes_tell():
         stats = net.network_.texture_stats(*pad_batch(fitted_on))
     assert len(fitted_on) < 40
     assert torch.allclose(net.network_.texture_mean, stats.mean(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_texture_head_is_fitted_once_on_the_fit_songs_and_stays_fixed(n_classes):
+    songs, y, cents, quantiser = texture_task(np.random.default_rng(11), 45, n_classes)
+    X = WordSequences(songs, ("mel",), cents, (quantiser,))
+    kw = {"conv_units": (8,), "hidden_units": (4,), "patience": None, "random_state": 0}
+    one = KCNNClassifier(epochs=1, **kw).fit(X, y)
+    four = KCNNClassifier(epochs=4, **kw).fit(X, y)
+    head = one.network_.texture_head[1]
+    assert torch.equal(head.weight, four.network_.texture_head[1].weight)
+    assert not torch.equal(one.network_.output[1].weight, four.network_.output[1].weight)
+    # a logistic regression's: the songs' own crops, told apart by the head alone
+    with torch.no_grad():
+        scores = one.network_.texture_scores(*pad_batch([s[0] for s in songs]))
+    assert (scores.argmax(1).numpy() == np.unique(y, return_inverse=True)[1]).mean() >= 0.9
+    # the validation songs do not shape it
+    validated = KCNNClassifier(epochs=1, **{**kw, "patience": 5}).fit(X, y)
+    held = set(validated.validation_songs_)
+    noisy = [s.copy() for s in songs]
+    for i in held:
+        noisy[i][0, 1] = np.random.default_rng(i).integers(0, TEXTURE_CODES, noisy[i].shape[2])
+    again = KCNNClassifier(epochs=1, **{**kw, "patience": 5}).fit(
+        WordSequences(noisy, ("mel",), cents, (quantiser,)), y
+    )
+    assert held and set(again.validation_songs_) == held
+    assert torch.equal(
+        validated.network_.texture_head[1].weight, again.network_.texture_head[1].weight
+    )

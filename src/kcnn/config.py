@@ -19,6 +19,12 @@ labelled more songs right than the SVM (README, *Measured*)."""
 
 TEXTURE_CODES = 256
 """Values a texture code takes (each part of a segment's product quantiser, one byte)."""
+TEXTURE_C = 0.1
+"""Inverse L2 strength (scikit-learn's C) of the texture head's logistic regression."""
+TEXTURE_EPOCHS = 10
+"""The texture head learns from as many random crops as this many epochs of training draw,
+but at most TEXTURE_MAX_CROPS."""
+TEXTURE_MAX_CROPS = 50_000
 
 
 class Section:

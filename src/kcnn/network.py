@@ -91,8 +91,9 @@ class KCNN(nn.Module):
 
     The texture head, a softmax layer on the mean and standard deviation over the crop of
     the segments' whitened vectors (decoded from their texture codes, fixed), standardised
-    as over the training songs (`standardise_texture`), is trained with its own loss
-    beside the KCNN's; the prediction is the mean of the two softmaxes.
+    as over the training songs (`standardise_texture`), is set by `init_texture_head` (a
+    logistic regression fitted beside the network, not by its gradient steps); the
+    prediction is the mean of the KCNN's and the texture head's softmaxes.
     """
 
     def __init__(self, config: KCNNConfig) -> None:
@@ -130,9 +131,9 @@ class KCNN(nn.Module):
             # the statistics' mean and standard deviation over the training songs
             self.register_buffer("texture_mean", torch.zeros(stats))
             self.register_buffer("texture_scale", torch.ones(stats))
-            self.texture_head = nn.Sequential(
-                HostDropout(config.dropout), nn.Linear(stats, config.n_classes)
-            )
+            # fixed: set by `init_texture_head` (the Identity keeps saved models' key names)
+            self.texture_head = nn.Sequential(nn.Identity(), nn.Linear(stats, config.n_classes))
+            self.texture_head.requires_grad_(False)
         # how `first_conv` computes: a Conv1d over the vectors ("plain"), or sums of the
         # products W_j M formed once per batch ("gathered"); "auto": see `first_path`
         self.first_layer: Literal["auto", "plain", "gathered"] = "auto"
@@ -148,6 +149,12 @@ class KCNN(nn.Module):
         """Set the texture decoding table from each type's quantiser (parts, codes, width)."""
         with torch.no_grad():
             self.texture.copy_(torch.cat([torch.as_tensor(q) for q in quantisers]))
+
+    def init_texture_head(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Set the texture head's softmax layer: weight (n_classes, 2 * dims), bias (n_classes,)."""
+        with torch.no_grad():
+            self.texture_head[1].weight.copy_(weight)
+            self.texture_head[1].bias.copy_(bias)
 
     def represent(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, n_rows, time), (batch,) -> (batch, hidden_units[-1])."""
@@ -230,10 +237,13 @@ class KCNN(nn.Module):
         std = ((x - mean[:, None]).square() * mask).sum(1).div(n).sqrt()  # (batch, dims)
         return torch.cat([mean, std], 1)
 
+    def texture_inputs(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, n_rows, time), (batch,) -> `texture_stats` standardised (batch, 2 * dims)."""
+        return (self.texture_stats(words, lengths) - self.texture_mean) / self.texture_scale
+
     def texture_scores(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, n_rows, time), (batch,) -> the texture head's class scores (batch, n_classes)."""
-        stats = self.texture_stats(words, lengths)
-        return self.texture_head((stats - self.texture_mean) / self.texture_scale)
+        return self.texture_head(self.texture_inputs(words, lengths))
 
     def scores(self, words: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """(batch, n_rows, time), (batch,) -> each head's class scores (batch, n_classes): the

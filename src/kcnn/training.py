@@ -10,12 +10,19 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from kcnn.config import DEVICES, KCNNSettings
+from kcnn.config import (
+    DEVICES,
+    TEXTURE_C,
+    TEXTURE_EPOCHS,
+    TEXTURE_MAX_CROPS,
+    KCNNSettings,
+)
 from kcnn.errors import KcnnError
 from kcnn.network import KCNN, KCNNConfig
 from kcnn.words import WordSequences
@@ -140,11 +147,15 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     `transform` returns the song-level representation (the topmost hidden layer), float32
     (n_songs, hidden_units[-1]).
 
-    Training minimises the cross-entropy of each head + lambda/2 ||theta||^2 by minibatch
+    With texture codes, the texture head is fitted first, as a multinomial logistic
+    regression (L2, C = `kcnn.config.TEXTURE_C`, L-BFGS) on the statistics of random crops
+    of the training songs; its input does not change as the network learns, and it stays
+    fixed. The KCNN then minimises its cross-entropy + lambda/2 ||theta||^2 by minibatch
     SGD with momentum on random crops of the songs (`crops_per_song` a song and epoch,
     `crop_words` long; batches of crops of similar length, see `length_batches`), the
     lookup tables at `lookup_learning_rate`. A stratified `validation_fraction` of the
-    songs is held out: training stops once its loss has not improved for `patience`
+    songs is held out: training stops once its loss (of the prediction, the mean of
+    both heads' softmaxes) has not improved for `patience`
     epochs, and the weights of its best epoch are kept (`best_epoch_`). `groups` (one per
     song, e.g. several copies of one recording) keep a group on one side of that split.
     Prediction reads every view of a song (as heard, and as band-limited copies would
@@ -281,7 +292,11 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         network.init_lookups(tuple(torch.from_numpy(c) for c in X.centroids))
         self.network_ = network.to(device)
         lookups = [p for p in self.network_.lookups.parameters() if p.requires_grad]
-        others = [p for n, p in self.network_.named_parameters() if not n.startswith("lookups.")]
+        others = [
+            p
+            for n, p in self.network_.named_parameters()
+            if p.requires_grad and not n.startswith("lookups.")
+        ]
         param_groups = [{"params": others}, {"params": lookups, "lr": self.lookup_learning_rate}]
         optimiser = torch.optim.SGD(
             [g for g in param_groups if g["params"]],
@@ -293,6 +308,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.validation_songs_ = val_idx
         if X.texture:
             self._init_texture(X, fit_idx, device)
+            self._fit_texture_head(X, targets, fit_idx, rng, device)
         target = torch.from_numpy(targets.astype(np.int64))
         self.loss_curve_: list[float] = []
         self.validation_curve_: list[float] = []
@@ -340,6 +356,33 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             mean.float(), (squares / count - mean.square()).clamp(min=0).sqrt().float()
         )
 
+    def _fit_texture_head(
+        self,
+        X: WordSequences,
+        targets: np.ndarray,
+        songs: np.ndarray,
+        rng: np.random.Generator,
+        device: torch.device,
+    ) -> None:
+        """Fit the texture head to the standardised statistics of random crops of `songs`
+        (see `random_crops`; TEXTURE_EPOCHS epochs' worth, at most TEXTURE_MAX_CROPS)."""
+        net = self.network_
+        per_song = min(TEXTURE_EPOCHS * self.crops_per_song, TEXTURE_MAX_CROPS // len(songs))
+        lo, hi = self.crop_words
+        crops, owner = random_crops([X.words[i] for i in songs], max(1, per_song), lo, hi, rng)
+        inputs = []
+        with torch.no_grad(), full_precision():
+            for start in range(0, len(crops), 256):
+                words, lengths = pad_batch(crops[start : start + 256])
+                stats = net.texture_inputs(words.to(device), lengths.to(device))
+                inputs.append(stats.cpu().numpy())
+        fit = LogisticRegression(C=TEXTURE_C, max_iter=1000)
+        fit.fit(np.concatenate(inputs), targets[songs[owner]])  # every class is in `songs`
+        weight, bias = fit.coef_, fit.intercept_
+        if len(self.classes_) == 2:  # one logit z: the softmax of (-z / 2, z / 2) is sigmoid(z)
+            weight, bias = np.concatenate([-weight, weight]) / 2, np.r_[-bias, bias] / 2
+        net.init_texture_head(torch.from_numpy(weight).float(), torch.from_numpy(bias).float())
+
     def _epoch(
         self,
         X: WordSequences,
@@ -358,8 +401,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         for idx in length_batches([e.shape[1] for e in examples], self.batch_size, rng):
             words, lengths = pad_batch([examples[i] for i in idx])
             labels = target[songs[owner[idx]]].to(device)
-            heads = self.network_.scores(words.to(device), lengths.to(device))
-            loss = sum(torch.nn.functional.cross_entropy(h, labels) for h in heads)
+            words, lengths = words.to(device), lengths.to(device)
+            scores = self.network_.output(self.network_.represent(words, lengths))
+            loss = torch.nn.functional.cross_entropy(scores, labels)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
