@@ -154,9 +154,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     SGD with momentum on random crops of the songs (`crops_per_song` a song and epoch,
     `crop_words` long; batches of crops of similar length, see `length_batches`), the
     lookup tables at `lookup_learning_rate`. A stratified `validation_fraction` of the
-    songs is held out: training stops once its loss (of the prediction, the mean of
-    both heads' softmaxes) has not improved for `patience`
-    epochs, and the weights of its best epoch are kept (`best_epoch_`). `groups` (one per
+    songs is held out: training stops once its loss (of the prediction, the mean of both
+    heads' softmaxes) has not improved for `patience` epochs, and the weights of its best
+    epoch are kept (`best_epoch_`). `groups` (one per
     song, e.g. several copies of one recording) keep a group on one side of that split.
     Prediction reads every view of a song (as heard, and as band-limited copies would
     sound) in windows of `predict_window` words overlapping by half (None: whole), and
