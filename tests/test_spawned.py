@@ -141,3 +141,28 @@ def test_sigterm_ends_a_command_and_its_workers_cleanly(tmp_path, name):
     assert (run.returncode, err) == (128 + signal.SIGTERM, "kcnn: terminated\n")
     assert not any(alive(w) for w in workers)
     assert not list(tmp_path.rglob("*.tmp")), "temporary files left behind"
+
+
+EXITING_WORKER = """
+import atexit, os, time
+from kcnn.spawned import start_worker
+start_worker(1, os.getppid())
+atexit.register(time.sleep, 3)
+atexit.register(print, "exiting", flush=True)
+"""
+
+
+def test_sigterm_while_a_worker_exits_lets_it_exit_quietly():
+    run = subprocess.Popen(
+        [sys.executable, "-c", EXITING_WORKER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stdout.readline() == "exiting\n"  # its exit callbacks are running
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert (run.returncode, err) == (0, "")

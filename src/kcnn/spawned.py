@@ -27,7 +27,14 @@ def start_worker(threads: int, parent: int) -> None:
     on SIGTERM it exits as Python does, releasing what it holds (its semaphores)."""
     exit_with_parent(parent)
     limit_threads(threads)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: unwind with SystemExit, unless the process is already exiting (its exit
+    callbacks running, the main thread stopped), where an exception would only be printed."""
+    if threading.main_thread().is_alive():
+        sys.exit(128 + signum)
 
 
 def exit_with_parent(parent: int, interval: float = PARENT_POLL_SECONDS) -> None:
