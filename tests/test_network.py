@@ -354,12 +354,13 @@ def test_the_texture_head_learns_what_only_the_texture_codes_tell():
     net.fit(X, y[:40])
     new = WordSequences(songs[40:], ("mel",), cents, (quantiser,))
     assert (net.predict(new) == np.array(y[40:])).mean() >= 0.9
-    # its input standardised as over the songs it was fitted on, the validation songs left out
+    # its input standardised as over crops of the songs it was fitted on (their statistics
+    # near the whole songs'; the spread of dimension 0 about 0.7, not the default 0 or 1)
     fitted_on = [songs[i][0] for i in range(40) if i not in set(net.validation_songs_)]
     with torch.no_grad():
         stats = net.network_.texture_stats(*pad_batch(fitted_on))
-    assert len(fitted_on) < 40
-    assert torch.allclose(net.network_.texture_mean, stats.mean(0), atol=1e-5)
+    assert len(fitted_on) < 40 and stats[:, 2].mean() > 0.5
+    assert torch.allclose(net.network_.texture_mean, stats.mean(0), atol=0.1)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -386,6 +387,7 @@ def test_the_texture_head_is_fitted_once_on_the_fit_songs_and_stays_fixed(n_clas
         WordSequences(noisy, ("mel",), cents, (quantiser,)), y
     )
     assert held and set(again.validation_songs_) == held
-    assert torch.equal(
-        validated.network_.texture_head[1].weight, again.network_.texture_head[1].weight
-    )
+    for name in ("texture_head.1.weight", "texture_mean", "texture_scale"):
+        assert torch.equal(
+            validated.network_.state_dict()[name], again.network_.state_dict()[name]
+        ), name

@@ -237,13 +237,10 @@ class KCNN(nn.Module):
         std = ((x - mean[:, None]).square() * mask).sum(1).div(n).sqrt()  # (batch, dims)
         return torch.cat([mean, std], 1)
 
-    def texture_inputs(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, n_rows, time), (batch,) -> `texture_stats` standardised (batch, 2 * dims)."""
-        return (self.texture_stats(words, lengths) - self.texture_mean) / self.texture_scale
-
     def texture_scores(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, n_rows, time), (batch,) -> the texture head's class scores (batch, n_classes)."""
-        return self.texture_head(self.texture_inputs(words, lengths))
+        stats = self.texture_stats(words, lengths)
+        return self.texture_head((stats - self.texture_mean) / self.texture_scale)
 
     def scores(self, words: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """(batch, n_rows, time), (batch,) -> each head's class scores (batch, n_classes): the

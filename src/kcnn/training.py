@@ -307,8 +307,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         fit_idx, val_idx = self._split(targets, groups)
         self.validation_songs_ = val_idx
         if X.texture:
-            self._init_texture(X, fit_idx, device)
-            self._fit_texture_head(X, targets, fit_idx, rng, device)
+            self._fit_texture(X, targets, fit_idx, rng, device)
         target = torch.from_numpy(targets.astype(np.int64))
         self.loss_curve_: list[float] = []
         self.validation_curve_: list[float] = []
@@ -336,27 +335,7 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.network_.eval()
         return self
 
-    def _init_texture(self, X: WordSequences, songs: np.ndarray, device: torch.device) -> None:
-        """Set the texture head's table from X's quantisers, and its standardisation from the
-        statistics of the excerpts of `songs` (those it is fitted on)."""
-        net = self.network_
-        net.init_texture(tuple(torch.from_numpy(q) for q in X.texture))
-        # running sums, not every excerpt's statistics: small tensors kept between the
-        # batches' large ones fragment the heap (RSS grew by 0.9 GB over 4,000 songs)
-        count, total, squares = 0, torch.zeros(()), torch.zeros(())
-        with torch.no_grad(), full_precision():
-            for words, lengths, _ in excerpt_batches(
-                [X.words[i] for i in songs], self.predict_window
-            ):
-                stats = net.texture_stats(words.to(device), lengths.to(device)).cpu().double()
-                count += len(stats)
-                total, squares = total + stats.sum(0), squares + stats.square().sum(0)
-        mean = total / count
-        net.standardise_texture(
-            mean.float(), (squares / count - mean.square()).clamp(min=0).sqrt().float()
-        )
-
-    def _fit_texture_head(
+    def _fit_texture(
         self,
         X: WordSequences,
         targets: np.ndarray,
@@ -364,20 +343,25 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         rng: np.random.Generator,
         device: torch.device,
     ) -> None:
-        """Fit the texture head to the standardised statistics of random crops of `songs`
-        (see `random_crops`; TEXTURE_EPOCHS epochs' worth, at most TEXTURE_MAX_CROPS)."""
+        """Set the texture head's table from X's quantisers, and fit the head to the
+        statistics of random crops of `songs` (see `random_crops`; TEXTURE_EPOCHS epochs'
+        worth, at most TEXTURE_MAX_CROPS), standardised by their mean and spread."""
         net = self.network_
+        net.init_texture(tuple(torch.from_numpy(q) for q in X.texture))
         per_song = min(TEXTURE_EPOCHS * self.crops_per_song, TEXTURE_MAX_CROPS // len(songs))
         lo, hi = self.crop_words
         crops, owner = random_crops([X.words[i] for i in songs], max(1, per_song), lo, hi, rng)
-        inputs = []
+        stats = np.empty((len(crops), len(net.texture_mean)), dtype=np.float32)
         with torch.no_grad(), full_precision():
             for start in range(0, len(crops), 256):
                 words, lengths = pad_batch(crops[start : start + 256])
-                stats = net.texture_inputs(words.to(device), lengths.to(device))
-                inputs.append(stats.cpu().numpy())
+                batch = net.texture_stats(words.to(device), lengths.to(device))
+                stats[start : start + len(batch)] = batch.cpu().numpy()
+        mean, std = stats.mean(0), stats.std(0)
+        net.standardise_texture(torch.from_numpy(mean), torch.from_numpy(std))
+        inputs = (stats - mean) / net.texture_scale.cpu().numpy()  # std, bar its floor
         fit = LogisticRegression(C=TEXTURE_C, max_iter=1000)
-        fit.fit(np.concatenate(inputs), targets[songs[owner]])  # every class is in `songs`
+        fit.fit(inputs, targets[songs[owner]])  # every class is in `songs`
         weight, bias = fit.coef_, fit.intercept_
         if len(self.classes_) == 2:  # one logit z: the softmax of (-z / 2, z / 2) is sigmoid(z)
             weight, bias = np.concatenate([-weight, weight]) / 2, np.r_[-bias, bias] / 2
