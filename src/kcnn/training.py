@@ -352,11 +352,9 @@ class KCNNClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         lo, hi = self.crop_words
         crops, owner = random_crops([X.words[i] for i in songs], max(1, per_song), lo, hi, rng)
         stats = np.empty((len(crops), len(net.texture_mean)), dtype=np.float32)
-        with torch.no_grad(), full_precision():
-            for start in range(0, len(crops), 256):
-                words, lengths = pad_batch(crops[start : start + 256])
-                batch = net.texture_stats(words.to(device), lengths.to(device))
-                stats[start : start + len(batch)] = batch.cpu().numpy()
+        with torch.no_grad(), full_precision():  # each crop a song of one view, read whole
+            for words, lengths, which in excerpt_batches([c[None] for c in crops], None):
+                stats[which] = net.texture_stats(words.to(device), lengths.to(device)).cpu()
         mean, std = stats.mean(0), stats.std(0)
         net.standardise_texture(torch.from_numpy(mean), torch.from_numpy(std))
         inputs = (stats - mean) / net.texture_scale.cpu().numpy()  # std, bar its floor
